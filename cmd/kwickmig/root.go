@@ -1,0 +1,57 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// globalOptions are flags every command shares.
+type globalOptions struct {
+	LogFormat string // text|json
+	LogLevel  string
+	logger    *slog.Logger
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr}
+	root := &cobra.Command{
+		Use:           "kwickmig",
+		Short:         "Move receipts to S3 and PostgreSQL to Aurora, and prove nothing was lost",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.setup()
+		},
+	}
+	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	files := &cobra.Command{Use: "files", Short: "Copy the receipt file tree to S3"}
+	root.AddCommand(files)
+
+	db := &cobra.Command{Use: "db", Short: "Copy a PostgreSQL database and apply the final delta"}
+	root.AddCommand(db)
+	return root
+}
+
+func (g *globalOptions) setup() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.LogLevel)); err != nil {
+		return usageErrorf("--log-level %q: want debug, info, warn or error", g.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.LogFormat {
+	case "text":
+		g.logger = slog.New(slog.NewTextHandler(g.stderr, opts))
+	case "json":
+		g.logger = slog.New(slog.NewJSONHandler(g.stderr, opts))
+	default:
+		return usageErrorf("--log-format %q: want text or json", g.LogFormat)
+	}
+	return nil
+}
