@@ -35,6 +35,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(files)
 
 	db := &cobra.Command{Use: "db", Short: "Copy a PostgreSQL database and apply the final delta"}
+	addDBCommands(db, g)
 	root.AddCommand(db)
 	return root
 }

@@ -1,0 +1,261 @@
+// Package checkpoint is kwickmig's durable state, one bbolt file per
+// migration (default ./kwickmig.db, mode 0600): per-file sync records, database
+// copy progress, delta positions, and the history of runs that `kwickmig
+// report` reads.
+//
+// Layout (version 1), one bbolt bucket per concern:
+//
+//	meta     "version" → "1"; "bind/<section>" → identity the section belongs to
+//	files    relative source path → FileRecord (binary, see record.go)
+//	runs     big-endian sequence → RunRecord (JSON)
+//	<other>  sections owned by other packages store JSON values (PutJSON)
+//
+// Nothing may be recorded before the far side confirmed it; callers enforce
+// that, this package makes each write durable when its transaction commits.
+package checkpoint
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Version is the checkpoint layout this release writes. Older layouts are
+// migrated in Open; newer ones are refused.
+const Version = 1
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketFiles = []byte("files")
+	bucketRuns  = []byte("runs")
+)
+
+// ErrMismatch is matched by errors from Bind when a section already belongs
+// to another source/destination pairing.
+var ErrMismatch = errors.New("checkpoint belongs to another pairing")
+
+// DB is an open checkpoint.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens or creates the checkpoint at path. A second process opening the
+// same file waits up to 2 s and then fails with a clear error (bbolt holds an
+// exclusive file lock), so two syncs can never interleave their records.
+func Open(path string) (*DB, error) {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("checkpoint %s is in use by another kwickmig process", path)
+		}
+		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	if err := db.init(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenReadOnly opens an existing checkpoint without creating or changing it
+// (for --dry-run and reports).
+func OpenReadOnly(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	err = b.View(func(tx *bolt.Tx) error { return checkVersion(tx.Bucket(bucketMeta)) })
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if meta.Get([]byte("version")) == nil {
+			if err := meta.Put([]byte("version"), []byte(strconv.Itoa(Version))); err != nil {
+				return err
+			}
+		}
+		if err := checkVersion(meta); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketFiles, bucketRuns} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func checkVersion(meta *bolt.Bucket) error {
+	if meta == nil {
+		return fmt.Errorf("not a kwickmig checkpoint (no meta section)")
+	}
+	v, err := strconv.Atoi(string(meta.Get([]byte("version"))))
+	if err != nil {
+		return fmt.Errorf("checkpoint has an unreadable version %q", meta.Get([]byte("version")))
+	}
+	if v > Version {
+		return fmt.Errorf("checkpoint layout version %d is newer than this kwickmig (%d): upgrade kwickmig", v, Version)
+	}
+	return nil
+}
+
+// Path returns the file the checkpoint lives in.
+func (db *DB) Path() string { return db.path }
+
+// Close flushes and closes the checkpoint.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Bind ties a section ("files", "db", …) to an identity (for files: source
+// root and destination URL; for db: source and target identities). The first
+// Bind records it; a later Bind with another identity returns an error
+// matching ErrMismatch that names both, so a checkpoint is never applied to
+// the wrong pairing. Identities must not contain secrets.
+func (db *DB) Bind(section, identity string) error {
+	key := []byte("bind/" + section)
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		old := meta.Get(key)
+		if old == nil {
+			return meta.Put(key, []byte(identity))
+		}
+		if string(old) != identity {
+			return fmt.Errorf("%w: checkpoint %s records %s %q, not %q (use another --checkpoint file)",
+				ErrMismatch, db.path, section, old, identity)
+		}
+		return nil
+	})
+}
+
+// Bound returns the identity a section is bound to, or "".
+func (db *DB) Bound(section string) (string, error) {
+	var id string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketMeta).Get([]byte("bind/" + section)))
+		return nil
+	})
+	return id, err
+}
+
+// PutJSON stores v as JSON under section/key, creating the section.
+func (db *DB) PutJSON(section, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(section))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), data)
+	})
+}
+
+// GetJSON loads section/key into v. It reports false if absent.
+func (db *DB) GetJSON(section, key string, v any) (bool, error) {
+	var data []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(section)); b != nil {
+			if d := b.Get([]byte(key)); d != nil {
+				data = append([]byte(nil), d...)
+			}
+		}
+		return nil
+	})
+	if err != nil || data == nil {
+		return false, err
+	}
+	return true, json.Unmarshal(data, v)
+}
+
+// ForEachJSON calls fn for every key of a section in key order. raw is only
+// valid during the call.
+func (db *DB) ForEachJSON(section string, fn func(key string, raw []byte) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(section))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+	})
+}
+
+// Delete removes section/key; absent keys are not an error.
+func (db *DB) Delete(section, key string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(section)); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	})
+}
+
+// DeleteSection removes a whole section and its binding.
+func (db *DB) DeleteSection(section string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Delete([]byte("bind/" + section))
+	})
+}
+
+// RunRecord is one command's run, appended at its end for `kwickmig report`.
+type RunRecord struct {
+	Command  string         `json:"command"` // e.g. "files sync", "db copy"
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	ExitCode int            `json:"exit_code"`
+	Summary  map[string]any `json:"summary,omitempty"` // the command's report fields
+}
+
+// AppendRun adds a run record to the history.
+func (db *DB) AppendRun(r RunRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return b.Put(binary.BigEndian.AppendUint64(nil, seq), data)
+	})
+}
+
+// Runs calls fn for each run record, oldest first.
+func (db *DB) Runs(fn func(RunRecord) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(_, v []byte) error {
+			var r RunRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			return fn(r)
+		})
+	})
+}

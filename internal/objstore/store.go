@@ -1,0 +1,68 @@
+// Package objstore is kwickmig's one object-store abstraction. The S3
+// implementation lives in objstore/s3 (the only importer of aws-sdk-go-v2's S3
+// client); callers never parse SDK errors, they ask IsNotExist/IsRetryable.
+package objstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotExist is matched (errors.Is) by errors for absent keys or buckets.
+var ErrNotExist = errors.New("object does not exist")
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Key      string
+	Size     int64
+	ETag     string // without quotes
+	Modified time.Time
+	Checksum string // "crc32c:<base64>" or "sha256:<base64>" when the store has one, else ""
+	Metadata map[string]string
+}
+
+// PutOptions carry per-object attributes.
+type PutOptions struct {
+	ContentType string
+	// Metadata becomes x-amz-meta-* headers.
+	Metadata map[string]string
+	// CRC32C, when non-zero length, is the base64 CRC32C of the body; the
+	// store sends it so the server rejects corrupted bytes. If empty the
+	// store computes one itself.
+	CRC32C string
+}
+
+// PutResult is what the server confirmed.
+type PutResult struct {
+	ETag   string
+	CRC32C string
+}
+
+// Store is a bucket (and optional key prefix, applied by the implementation).
+// Keys passed in and returned are relative to that prefix. All methods are
+// safe for concurrent use.
+type Store interface {
+	// Check proves the bucket exists and the credentials may use it, with one
+	// cheap request. Returns an error matching ErrNotExist for a missing bucket.
+	Check(ctx context.Context) error
+	// Put stores size bytes read from body under key. body is read from its
+	// current position; it may be read more than once on retries (it must be
+	// an io.ReadSeeker for that; the implementation seeks back to the start
+	// position). The object exists with exactly these bytes when Put returns nil.
+	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (PutResult, error)
+	// Head returns the object's info, including its stored checksum when
+	// available. Returns an error matching ErrNotExist if key is absent.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+	// Open returns the object's bytes. Returns an error matching ErrNotExist
+	// if key is absent.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// List calls fn once per object whose key starts with prefix, in
+	// ascending key order, from the calling goroutine. startAfter, if not
+	// empty, skips keys <= startAfter (for listing key ranges in parallel).
+	// An error from fn stops the listing and is returned.
+	List(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error
+	// Delete removes key. Deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+}
