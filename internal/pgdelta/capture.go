@@ -1,0 +1,281 @@
+package pgdelta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// sourceDDL creates the source's kwickmig schema (inside the install
+// transaction, so a failed install leaves nothing behind).
+var sourceDDL = []string{
+	`CREATE SCHEMA kwickmig`,
+	`CREATE TABLE kwickmig.meta (key text PRIMARY KEY, value text NOT NULL)`,
+	`CREATE TABLE kwickmig.tables (
+		tid         integer PRIMARY KEY,
+		relid       oid NOT NULL UNIQUE,
+		schema_name text NOT NULL,
+		table_name  text NOT NULL,
+		key_cols    text[] NOT NULL,
+		fingerprint text NOT NULL
+	)`,
+	`CREATE TABLE kwickmig.log (
+		id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		txid      xid8 NOT NULL DEFAULT pg_current_xact_id(),
+		tid       integer NOT NULL,
+		op        "char" NOT NULL,  -- I U D T
+		key       jsonb,            -- key of the row written (I, U) or deleted (D)
+		old_key   jsonb,            -- U only, when the update changed the key
+		data      jsonb,            -- the new row (I, U)
+		logged_at timestamptz NOT NULL DEFAULT now()
+	)`,
+	`CREATE INDEX log_txid ON kwickmig.log (txid)`,
+	`CREATE TABLE kwickmig.tick (
+		id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		snapshot pg_snapshot NOT NULL,
+		taken_at timestamptz NOT NULL DEFAULT now(),
+		mode     text NOT NULL,                 -- direct | offline
+		round    integer,
+		state    text NOT NULL DEFAULT 'taken'  -- taken | applied | exported
+	)`,
+	`REVOKE ALL ON SCHEMA kwickmig FROM PUBLIC`,
+}
+
+// InstallOptions tune capture install.
+type InstallOptions struct {
+	// Exclude lists tables not to capture ("schema.table" or "table"); the
+	// bulk copy must exclude them too.
+	Exclude []string
+	// LockTimeout bounds the wait for each table's lock (CREATE TRIGGER
+	// blocks writers briefly). Zero means 10 s.
+	LockTimeout time.Duration
+}
+
+// InstallResult is what install did.
+type InstallResult struct {
+	Tables           []string `json:"tables"`
+	Excluded         []string `json:"excluded,omitempty"`
+	AlreadyInstalled bool     `json:"already_installed"`
+}
+
+// ErrNoKey is matched by Install's error when captured tables lack a key.
+var ErrNoKey = errors.New("tables without a primary key or unique not-null key")
+
+// Install creates the change log and the capture triggers on every user
+// table of the source, in one transaction. It refuses, before creating
+// anything, when a table has no usable key (all such tables are named). It
+// does nothing if capture is already installed.
+func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (InstallResult, error) {
+	var res InstallResult
+	installed, err := CaptureInstalled(ctx, source)
+	if err != nil {
+		return res, err
+	}
+	if installed {
+		res.AlreadyInstalled = true
+		err := source.QueryRow(ctx, `SELECT coalesce(array_agg(format('%s.%s', schema_name, table_name) ORDER BY tid), '{}') FROM kwickmig.tables`).Scan(&res.Tables)
+		return res, err
+	}
+	all, err := listTables(ctx, source)
+	if err != nil {
+		return res, fmt.Errorf("source: %w", err)
+	}
+	var tables, noKey []table
+	for _, t := range all {
+		excluded := false
+		for _, p := range opts.Exclude {
+			if matchPattern(t, p) {
+				excluded = true
+			}
+		}
+		switch {
+		case excluded:
+			res.Excluded = append(res.Excluded, t.display())
+		case t.Key == nil:
+			noKey = append(noKey, t)
+		default:
+			tables = append(tables, t)
+		}
+	}
+	if len(noKey) > 0 {
+		return res, fmt.Errorf("source: capture not installed: %d %s: %s (add a primary key, or leave them out with --exclude-table and copy them separately)",
+			len(noKey), ErrNoKey, strings.Join(sortedNames(noKey), ", "))
+	}
+	lt := opts.LockTimeout
+	if lt == 0 {
+		lt = 10 * time.Second
+	}
+	err = pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lt.Milliseconds())); err != nil {
+			return err
+		}
+		for _, ddl := range sourceDDL {
+			if _, err := tx.Exec(ctx, ddl); err != nil {
+				return fmt.Errorf("create kwickmig schema: %w", err)
+			}
+		}
+		for i, t := range tables {
+			tid := i + 1
+			if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.tables VALUES ($1, $2, $3, $4, $5, $6)`,
+				tid, t.OID, t.Schema, t.Name, t.Key, t.Fingerprint); err != nil {
+				return err
+			}
+			for _, stmt := range triggerSQL(tid, t) {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
+				}
+			}
+			res.Tables = append(res.Tables, t.display())
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
+			('version', '1'),
+			('install_txid', pg_current_xact_id()::text),
+			('installed_at', now()::text),
+			('excluded', $1)`, strings.Join(opts.Exclude, "\n"))
+		return err
+	})
+	if err != nil {
+		return InstallResult{}, fmt.Errorf("source: capture install: %w", err)
+	}
+	return res, nil
+}
+
+// triggerSQL generates the per-table trigger function and triggers. Every
+// identifier is quoted; the JSON keys are string literals.
+func triggerSQL(tid int, t table) []string {
+	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
+	keyOf := func(rec string) string {
+		var b strings.Builder
+		b.WriteString("jsonb_build_object(")
+		for i, k := range t.Key {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s, %s.%s", quoteLiteral(k), rec, pgutil.QuoteIdent(k))
+		}
+		b.WriteString(")")
+		return b.String()
+	}
+	// SECURITY DEFINER: application roles need no rights on kwickmig. The SET
+	// clauses make to_jsonb's output exact whatever the writer's session set:
+	// shortest-exact floats and unambiguous intervals.
+	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET extra_float_digits = 1
+SET intervalstyle = postgres
+SET bytea_output = hex
+AS $kwickmig$
+DECLARE
+	k jsonb;
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, to_jsonb(NEW));
+	ELSIF TG_OP = 'UPDATE' THEN
+		k := %[3]s;
+		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, NULLIF(%[4]s, k), to_jsonb(NEW));
+	ELSIF TG_OP = 'DELETE' THEN
+		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'D', %[4]s);
+	ELSE
+		INSERT INTO kwickmig.log (tid, op) VALUES (%[2]d, 'T');
+	END IF;
+	RETURN NULL;
+END
+$kwickmig$`, fn, tid, keyOf("NEW"), keyOf("OLD"))
+	q := t.qname()
+	return []string{
+		body,
+		fmt.Sprintf("CREATE TRIGGER kwickmig_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", q, fn),
+		fmt.Sprintf("CREATE TRIGGER kwickmig_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", q, fn),
+		// ALWAYS: also fire for sessions with session_replication_role = replica.
+		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture", q),
+		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture_truncate", q),
+	}
+}
+
+// Status is the source's capture backlog.
+type Status struct {
+	Installed   bool      `json:"installed"`
+	InstalledAt string    `json:"installed_at,omitempty"`
+	Tables      int       `json:"tables"`
+	LastTick    string    `json:"last_tick,omitempty"` // last applied or exported tick
+	LastRound   int       `json:"last_round"`
+	Rows        int64     `json:"backlog_rows"`
+	Bytes       int64     `json:"backlog_bytes"`
+	Oldest      time.Time `json:"oldest_change,omitempty"`
+	OldestAge   string    `json:"oldest_age,omitempty"`
+	// SinceInstall is true before the first delta round: the backlog then
+	// also counts changes the bulk copy already contains.
+	SinceInstall bool `json:"since_install"`
+}
+
+// CaptureStatus measures the backlog: log rows not yet applied (direct) or
+// exported (offline) by a finished round, their size and the oldest's age.
+func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
+	var st Status
+	ok, err := CaptureInstalled(ctx, source)
+	if err != nil || !ok {
+		return st, err
+	}
+	st.Installed = true
+	err = source.QueryRow(ctx, `SELECT (SELECT value FROM kwickmig.meta WHERE key = 'installed_at'),
+		(SELECT count(*) FROM kwickmig.tables)`).Scan(&st.InstalledAt, &st.Tables)
+	if err != nil {
+		return st, fmt.Errorf("source: capture status: %w", err)
+	}
+	last, round, err := lastDoneTick(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	st.LastRound = round
+	if last == "" {
+		st.SinceInstall = true
+		last = emptySnapshot
+	} else {
+		st.LastTick = last
+	}
+	var oldest *time.Time
+	err = source.QueryRow(ctx, `SELECT count(*), coalesce(sum(pg_column_size(l.*)), 0), min(l.logged_at)
+		FROM kwickmig.log l
+		WHERE l.txid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(l.txid, $1::pg_snapshot)`,
+		last).Scan(&st.Rows, &st.Bytes, &oldest)
+	if err != nil {
+		return st, fmt.Errorf("source: capture status: %w", err)
+	}
+	if oldest != nil {
+		st.Oldest = *oldest
+		st.OldestAge = time.Since(*oldest).Round(time.Second).String()
+	}
+	return st, nil
+}
+
+// Remove drops the capture triggers, their functions and the kwickmig
+// schema (with its change log) from the source. Removing what is not
+// installed is not an error.
+func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (bool, error) {
+	ok, err := CaptureInstalled(ctx, source)
+	if err != nil || !ok {
+		return false, err
+	}
+	if lockTimeout == 0 {
+		lockTimeout = 10 * time.Second
+	}
+	err = pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		// The triggers depend on the functions in kwickmig, so CASCADE drops
+		// them with the schema, whatever the tables are called by now.
+		_, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("source: capture remove: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,142 @@
+package pgdelta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrSchemaChanged is matched by errors reporting a source schema change
+// since capture install, or a target table that does not match the source.
+var ErrSchemaChanged = errors.New("schema changed")
+
+// captured is a table as recorded at capture install.
+type captured struct {
+	TID int32
+	table
+}
+
+// capturedTables reads kwickmig.tables from the source.
+func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
+	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, fingerprint
+		FROM kwickmig.tables ORDER BY tid`)
+	if err != nil {
+		return nil, fmt.Errorf("source: read captured tables: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (captured, error) {
+		var c captured
+		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Fingerprint)
+		return c, err
+	})
+}
+
+// checkSourceSchema compares the source's tables with the fingerprints
+// stored at install and returns the captured tables, or an error naming
+// every table that changed, vanished, was renamed, or appeared since.
+func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error) {
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	now, err := listTables(ctx, source)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	excluded, err := excludedPatterns(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	byOID := map[uint32]table{}
+	for _, t := range now {
+		byOID[t.OID] = t
+	}
+	var problems []string
+	seen := map[uint32]bool{}
+	for _, c := range caps {
+		seen[c.OID] = true
+		t, ok := byOID[c.OID]
+		switch {
+		case !ok:
+			problems = append(problems, c.display()+" (dropped)")
+		case t.Schema != c.Schema || t.Name != c.Name:
+			problems = append(problems, fmt.Sprintf("%s (renamed to %s)", c.display(), t.display()))
+		case t.Fingerprint != c.Fingerprint:
+			problems = append(problems, c.display()+" (columns changed)")
+		case strings.Join(t.Key, ",") != strings.Join(c.Key, ","):
+			problems = append(problems, c.display()+" (key changed)")
+		}
+	}
+	for _, t := range now {
+		if seen[t.OID] {
+			continue
+		}
+		skip := false
+		for _, p := range excluded {
+			if matchPattern(t, p) {
+				skip = true
+			}
+		}
+		if !skip {
+			problems = append(problems, t.display()+" (created after capture install, not captured)")
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("source: %w since capture install: %s; nothing was applied (reinstall capture and redo the bulk copy, or undo the change)",
+			ErrSchemaChanged, strings.Join(problems, ", "))
+	}
+	return caps, nil
+}
+
+// tableInfo is a captured table ready to apply on the target.
+type tableInfo struct {
+	captured
+	cols      []string // target columns written (not generated), quoted
+	upsertSQL string
+	deleteSQL string
+}
+
+// prepareTargetTables checks that every captured table exists on the target
+// with the same column names as on the source, and builds its statements.
+// The error lists every mismatch, before any data moves.
+func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []captured) (map[int32]*tableInfo, error) {
+	infos := map[int32]*tableInfo{}
+	var problems []string
+	for _, c := range caps {
+		srcCols, err := tableColumns(ctx, source, c.Schema, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("source: read columns of %s: %w", c.display(), err)
+		}
+		tgtCols, err := tableColumns(ctx, target, c.Schema, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("target: read columns of %s: %w", c.display(), err)
+		}
+		if len(tgtCols) == 0 {
+			problems = append(problems, c.display()+" (missing on target)")
+			continue
+		}
+		if a, b := colNames(srcCols), colNames(tgtCols); a != b {
+			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
+			continue
+		}
+		infos[c.TID] = newTableInfo(c, tgtCols)
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("target: %w: %s; nothing was applied", ErrSchemaChanged, strings.Join(problems, ", "))
+	}
+	return infos, nil
+}
+
+func colNames(cols []column) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	sort.Strings(names)
+	return "(" + strings.Join(names, ", ") + ")"
+}
