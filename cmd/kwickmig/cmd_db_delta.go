@@ -1,7 +1,398 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/pgdelta"
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
 
 // addDBDeltaCommands registers db capture, db final-delta and db import-delta.
 func addDBDeltaCommands(db *cobra.Command, g *globalOptions) {
+	capture := &cobra.Command{Use: "capture", Short: "Install, inspect or remove change capture on the source"}
+	capture.AddCommand(newCaptureInstallCommand(g), newCaptureStatusCommand(g), newCaptureRemoveCommand(g))
+	db.AddCommand(capture, newFinalDeltaCommand(g), newImportDeltaCommand(g))
+}
+
+// deltaCommon are the flags every delta command shares.
+type deltaCommon struct {
+	Source     string
+	Target     string
+	Report     string
+	Checkpoint string
+}
+
+func (o *deltaCommon) addSource(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
+}
+
+func (o *deltaCommon) addTarget(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
+}
+
+func (o *deltaCommon) addOutput(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Report, "report", "", "write a JSON summary to this file")
+	cmd.Flags().StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file the run is recorded in")
+}
+
+// resolve fills --source/--target from the environment and checks presence.
+func (o *deltaCommon) resolve(needSource, needTarget bool) error {
+	if o.Source == "" {
+		o.Source = os.Getenv("KWICKMIG_SOURCE_URL")
+	}
+	if o.Target == "" {
+		o.Target = os.Getenv("KWICKMIG_TARGET_URL")
+	}
+	if needSource && o.Source == "" {
+		return usageErrorf("--source is required (or set KWICKMIG_SOURCE_URL)")
+	}
+	if needTarget && o.Target == "" {
+		return usageErrorf("--target is required (or set KWICKMIG_TARGET_URL)")
+	}
+	return nil
+}
+
+// connect opens one side; a nil *pgx.Conn with nil error when url is "".
+func deltaConnect(ctx context.Context, side pgutil.Side, url string) (*pgx.Conn, error) {
+	if url == "" {
+		return nil, nil
+	}
+	return pgutil.Connect(ctx, side, url)
+}
+
+func deltaClose(c *pgx.Conn) {
+	if c != nil {
+		c.Close(context.Background())
+	}
+}
+
+// finish writes the JSON report, appends the run to the checkpoint and
+// returns err. A checkpoint that cannot be opened (another kwickmig holds it)
+// only costs the history entry: the delta's state lives in the databases.
+func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time, summary any, err error) error {
+	code := ExitOK
+	if err != nil {
+		code = ExitCannotRun
+		if errors.Is(err, context.Canceled) {
+			code = ExitInterrupted
+		}
+	}
+	fields := map[string]any{}
+	if summary != nil {
+		if data, merr := json.Marshal(summary); merr == nil {
+			_ = json.Unmarshal(data, &fields)
+		}
+	}
+	if err != nil {
+		fields["error"] = err.Error()
+	}
+	if o.Report != "" {
+		data, _ := json.MarshalIndent(map[string]any{"command": command, "started": started, "finished": time.Now(), "exit_code": code, "summary": fields}, "", "  ")
+		if werr := os.WriteFile(o.Report, append(data, '\n'), 0o644); werr != nil {
+			g.logger.Warn("cannot write report", "file", o.Report, "err", werr)
+		}
+	}
+	if o.Checkpoint != "" {
+		if cp, cerr := checkpoint.Open(o.Checkpoint); cerr != nil {
+			g.logger.Warn("run not recorded in checkpoint", "err", cerr)
+		} else {
+			if aerr := cp.AppendRun(checkpoint.RunRecord{Command: command, Started: started, Finished: time.Now(), ExitCode: code, Summary: fields}); aerr != nil {
+				g.logger.Warn("run not recorded in checkpoint", "err", aerr)
+			}
+			cp.Close()
+		}
+	}
+	return err
+}
+
+// CaptureOptions are the flags of db capture install|status|remove.
+type CaptureOptions struct {
+	deltaCommon
+	Exclude     []string
+	LockTimeout time.Duration
+}
+
+func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
+	var opts CaptureOptions
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Create the change log and capture triggers on the source (before the bulk copy)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runCaptureInstall(cmd.Context(), opts, g) },
+	}
+	opts.addSource(cmd)
+	opts.addOutput(cmd)
+	cmd.Flags().StringArrayVar(&opts.Exclude, "exclude-table", nil, "do not capture this table (schema.table or table; repeatable); exclude it from the bulk copy too")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked for trigger creation within this time")
+	return cmd
+}
+
+func newCaptureStatusCommand(g *globalOptions) *cobra.Command {
+	var opts CaptureOptions
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the capture backlog: rows, bytes, age of the oldest unapplied change",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runCaptureStatus(cmd.Context(), opts, g) },
+	}
+	opts.addSource(cmd)
+	opts.addOutput(cmd)
+	return cmd
+}
+
+func newCaptureRemoveCommand(g *globalOptions) *cobra.Command {
+	var opts CaptureOptions
+	cmd := &cobra.Command{
+		Use:   "remove",
+		Short: "Drop the capture triggers and the kwickmig schema (with its change log) from the source",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runCaptureRemove(cmd.Context(), opts, g) },
+	}
+	opts.addSource(cmd)
+	opts.addOutput(cmd)
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked within this time")
+	return cmd
+}
+
+func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	if err := opts.resolve(true, false); err != nil {
+		return err
+	}
+	started := time.Now()
+	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
+	if err != nil {
+		return err
+	}
+	defer deltaClose(src)
+	res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, LockTimeout: opts.LockTimeout})
+	if err == nil {
+		if res.AlreadyInstalled {
+			fmt.Fprintf(g.stdout, "capture already installed on %d tables; nothing changed\n", len(res.Tables))
+		} else {
+			fmt.Fprintf(g.stdout, "capture installed on %d tables: %s\n", len(res.Tables), strings.Join(res.Tables, ", "))
+			if len(res.Excluded) > 0 {
+				fmt.Fprintf(g.stdout, "not captured (--exclude-table): %s\n", strings.Join(res.Excluded, ", "))
+			}
+			fmt.Fprintln(g.stdout, "next: run the bulk copy (kwickmig db copy or db export); its snapshot becomes the delta baseline")
+		}
+	}
+	return opts.finish(g, "db capture install", started, res, err)
+}
+
+func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	if err := opts.resolve(true, false); err != nil {
+		return err
+	}
+	started := time.Now()
+	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
+	if err != nil {
+		return err
+	}
+	defer deltaClose(src)
+	st, err := pgdelta.CaptureStatus(ctx, src)
+	if err == nil {
+		if !st.Installed {
+			fmt.Fprintln(g.stdout, "capture is not installed on the source")
+		} else {
+			fmt.Fprintf(g.stdout, "capture installed %s on %d tables\n", st.InstalledAt, st.Tables)
+			since := fmt.Sprintf("since round %d", st.LastRound)
+			if st.SinceInstall {
+				since = "since install (no delta round yet; includes changes the bulk copy already holds)"
+			}
+			age := "-"
+			if st.OldestAge != "" {
+				age = st.OldestAge
+			}
+			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, deltaBytes(st.Bytes), age)
+		}
+	}
+	return opts.finish(g, "db capture status", started, st, err)
+}
+
+func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	if err := opts.resolve(true, false); err != nil {
+		return err
+	}
+	started := time.Now()
+	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
+	if err != nil {
+		return err
+	}
+	defer deltaClose(src)
+	removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
+	if err == nil {
+		if removed {
+			fmt.Fprintln(g.stdout, "capture removed: triggers, functions and the kwickmig schema dropped from the source")
+		} else {
+			fmt.Fprintln(g.stdout, "capture was not installed; nothing to remove")
+		}
+	}
+	return opts.finish(g, "db capture remove", started, map[string]any{"removed": removed}, err)
+}
+
+// DeltaOptions are the flags of db final-delta and db import-delta.
+type DeltaOptions struct {
+	deltaCommon
+	Out           string
+	In            string
+	BatchRows     int
+	SkipSequences bool
+}
+
+func newFinalDeltaCommand(g *globalOptions) *cobra.Command {
+	var opts DeltaOptions
+	cmd := &cobra.Command{
+		Use:   "final-delta",
+		Short: "Apply (--target) or export (--out) the changes captured since the bulk copy or the last round",
+		Long: `Each run takes a new tick (a snapshot of the source's transactions) and applies
+exactly the changes committed since the previous round, then sets every target
+sequence to the source's value. Run it as often as you like during the day to
+shrink the backlog, and once more after the application has stopped writing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runFinalDelta(cmd.Context(), opts, g) },
+	}
+	opts.addSource(cmd)
+	opts.addTarget(cmd)
+	opts.addOutput(cmd)
+	cmd.Flags().StringVar(&opts.Out, "out", "", "write the round as numbered, checksummed batch files to DIR or s3://BUCKET/PREFIX instead of applying it")
+	cmd.Flags().IntVar(&opts.BatchRows, "batch-rows", 5000, "changes per target transaction (and per batch file)")
+	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	return cmd
+}
+
+func newImportDeltaCommand(g *globalOptions) *cobra.Command {
+	var opts DeltaOptions
+	cmd := &cobra.Command{
+		Use:   "import-delta",
+		Short: "Apply batch files written by final-delta --out, in order, each exactly once",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runImportDelta(cmd.Context(), opts, g) },
+	}
+	opts.addTarget(cmd)
+	opts.addOutput(cmd)
+	cmd.Flags().StringVar(&opts.In, "in", "", "DIR or s3://BUCKET/PREFIX written by final-delta --out")
+	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	return cmd
+}
+
+func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) error {
+	if opts.Out != "" && opts.Target != "" {
+		return usageErrorf("give either --target or --out, not both")
+	}
+	if err := opts.resolve(true, opts.Out == ""); err != nil {
+		return err
+	}
+	if opts.Out != "" {
+		opts.Target = ""
+	}
+	if opts.BatchRows <= 0 {
+		return usageErrorf("--batch-rows must be positive")
+	}
+	started := time.Now()
+	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
+	if err != nil {
+		return err
+	}
+	defer deltaClose(src)
+	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, Logger: g.logger}
+	var res pgdelta.Result
+	if opts.Out != "" {
+		dst, derr := openBatchStore(ctx, opts.Out)
+		if derr != nil {
+			return derr
+		}
+		res, err = pgdelta.Export(ctx, src, dst, popts)
+	} else {
+		tgt, cerr := deltaConnect(ctx, pgutil.Target, opts.Target)
+		if cerr != nil {
+			return cerr
+		}
+		defer deltaClose(tgt)
+		res, err = pgdelta.FinalDelta(ctx, src, tgt, popts)
+	}
+	printDeltaResult(g, res, opts.Out != "")
+	return opts.finish(g, "db final-delta", started, res, err)
+}
+
+func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) error {
+	if err := opts.resolve(false, true); err != nil {
+		return err
+	}
+	if opts.In == "" {
+		return usageErrorf("--in is required")
+	}
+	started := time.Now()
+	in, err := openBatchStore(ctx, opts.In)
+	if err != nil {
+		return err
+	}
+	tgt, err := deltaConnect(ctx, pgutil.Target, opts.Target)
+	if err != nil {
+		return err
+	}
+	defer deltaClose(tgt)
+	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, Logger: g.logger})
+	printDeltaResult(g, res, false)
+	return opts.finish(g, "db import-delta", started, res, err)
+}
+
+func printDeltaResult(g *globalOptions, res pgdelta.Result, exported bool) {
+	verb := "applied"
+	if exported {
+		verb = "exported"
+	}
+	for _, r := range res.Rounds {
+		switch {
+		case r.Skipped:
+			fmt.Fprintf(g.stdout, "round %d: already applied, skipped\n", r.Round)
+		case exported:
+			fmt.Fprintf(g.stdout, "round %d: %s %d changes in %d files (%s) in %.1fs\n", r.Round, verb, r.Rows, r.Files, deltaBytes(r.Bytes), r.Seconds)
+		default:
+			extra := ""
+			if r.Resumed {
+				extra = " (finished an interrupted round)"
+			}
+			fmt.Fprintf(g.stdout, "round %d: %s %d changes in %.1fs%s\n", r.Round, verb, r.Rows, r.Seconds, extra)
+		}
+	}
+	if !exported && len(res.Rounds) > 0 {
+		fmt.Fprintf(g.stdout, "sequences set: %d\n", res.Sequences)
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(g.stderr, "warning:", w)
+	}
+}
+
+func deltaBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// openBatchStore opens final-delta --out / import-delta --in: a local
+// directory, or s3://BUCKET/PREFIX through the shared object-store code.
+func openBatchStore(_ context.Context, loc string) (pgdelta.BatchStore, error) {
+	if strings.HasPrefix(loc, "s3://") {
+		return nil, usageErrorf("%s: s3:// locations for delta batches are not yet supported; use a directory", loc)
+	}
+	if strings.Contains(loc, "://") {
+		return nil, usageErrorf("%s: want a directory or s3://BUCKET/PREFIX", loc)
+	}
+	return pgdelta.DirStore(loc), nil
 }

@@ -215,6 +215,10 @@ func baseline(ctx context.Context, target *pgx.Conn) (string, error) {
 	return s, nil
 }
 
+// testHookBatch, when set by a test, runs inside each apply transaction
+// after the changes and before the progress record (crash simulation).
+var testHookBatch func(ctx context.Context, tx pgx.Tx) error
+
 // roundSQL selects a round's changes: committed in tick k ($2) and not in
 // tick k-1 ($1), found through the txid index in [xmin(k-1), xmax(k)), in
 // log-id order, after the round's progress ($3).
@@ -280,6 +284,11 @@ func runRound(ctx context.Context, source, target *pgx.Conn, a *applier, r targe
 			}
 			if err := a.apply(ctx, tx, rows); err != nil {
 				return err
+			}
+			if testHookBatch != nil {
+				if err := testHookBatch(ctx, tx); err != nil {
+					return err
+				}
 			}
 			lastID := r.LastLogID
 			if len(rows) > 0 {
