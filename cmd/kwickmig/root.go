@@ -18,7 +18,13 @@ type globalOptions struct {
 }
 
 func newRootCommand() *cobra.Command {
-	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr}
+	return newRootCommandIO(os.Stdout, os.Stderr)
+}
+
+// newRootCommandIO builds the command tree writing to the given streams
+// (tests capture them).
+func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "kwickmig",
 		Short:         "Move receipts to S3 and PostgreSQL to Aurora, and prove nothing was lost",
@@ -32,6 +38,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	files := &cobra.Command{Use: "files", Short: "Copy the receipt file tree to S3"}
+	files.AddCommand(newFilesSyncCommand(g))
 	root.AddCommand(files)
 
 	db := &cobra.Command{Use: "db", Short: "Copy a PostgreSQL database and apply the final delta"}
@@ -56,3 +63,4 @@ func (g *globalOptions) setup() error {
 	}
 	return nil
 }
+

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/report"
+	ksync "github.com/kwick/kwickmig/internal/sync"
+)
+
+// FilesSyncOptions are the flags of `kwickmig files sync`.
+type FilesSyncOptions struct {
+	Src            string
+	Dst            string
+	Checkpoint     string
+	Concurrency    int
+	Walkers        int
+	DryRun         bool
+	Delete         bool
+	Checksum       bool
+	FollowSymlinks bool
+	Include        []string
+	Exclude        []string
+	Report         string
+	S3             s3Options
+}
+
+func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Src, "src", "", "source directory (e.g. the NFS mount)")
+	f.StringVar(&o.Dst, "dst", "", "destination s3://BUCKET[/PREFIX]")
+	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file (created with mode 0600)")
+	f.IntVar(&o.Concurrency, "concurrency", 64, "uploads in flight")
+	f.IntVar(&o.Walkers, "walkers", 32, "directories read concurrently (size for NFS latency, not cores)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
+	f.BoolVar(&o.Delete, "delete", false, "delete objects whose source files are gone (and their records)")
+	f.BoolVar(&o.Checksum, "checksum", false, "decide by content hash (reads every recorded file) instead of size/mtime/ctime/inode")
+	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")
+	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
+	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
+	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
+	o.S3.AddFlags(f)
+}
+
+func newFilesSyncCommand(g *globalOptions) *cobra.Command {
+	o := &FilesSyncOptions{}
+	cmd := &cobra.Command{
+		Use:   "sync --src DIR --dst s3://BUCKET[/PREFIX]",
+		Short: "Upload new and changed files to S3, resumably; run it again and again until cutover",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runFilesSync(cmd.Context(), o, g) },
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+func (o *FilesSyncOptions) validate() error {
+	if o.Src == "" {
+		return usageErrorf("--src is required")
+	}
+	if o.Dst == "" {
+		return usageErrorf("--dst is required (s3://BUCKET[/PREFIX])")
+	}
+	st, err := os.Stat(o.Src)
+	if err != nil {
+		return usageErrorf("--src %s: %v", o.Src, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return usageErrorf("--src %s: not a directory", o.Src)
+	}
+	if o.Concurrency < 1 || o.Concurrency > 4096 {
+		return usageErrorf("--concurrency %d: want 1..4096", o.Concurrency)
+	}
+	if o.Walkers < 1 || o.Walkers > 1024 {
+		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
+	}
+	for flag, globs := range map[string][]string{"--include": o.Include, "--exclude": o.Exclude} {
+		if err := ksync.ValidateGlobs(globs); err != nil {
+			return usageErrorf("%s: %v", flag, err)
+		}
+	}
+	return nil
+}
+
+func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) error {
+	started := time.Now()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	pacer := objstore.NewPacer(o.S3.MaxRPS)
+	store, err := o.S3.open(ctx, o.Dst, o.Concurrency, pacer)
+	if err != nil {
+		return err
+	}
+	src, _ := filepath.Abs(o.Src)
+	identity := fmt.Sprintf("%s -> %s", src, o.Dst)
+	if o.S3.EndpointURL != "" {
+		identity += " at " + o.S3.EndpointURL
+	}
+
+	var cp *checkpoint.DB
+	if o.DryRun {
+		// A dry run changes nothing: the checkpoint is read if it exists.
+		if _, err := os.Stat(o.Checkpoint); err == nil {
+			if cp, err = checkpoint.OpenReadOnly(o.Checkpoint); err != nil {
+				return err
+			}
+		}
+	} else if cp, err = checkpoint.Open(o.Checkpoint); err != nil {
+		return err
+	}
+	if cp != nil {
+		defer cp.Close()
+		if o.DryRun {
+			if b, _ := cp.Bound("files"); b != "" && b != identity {
+				return fmt.Errorf("checkpoint %s records files %q, not %q (use another --checkpoint file)", o.Checkpoint, b, identity)
+			}
+		} else if err := cp.Bind("files", identity); err != nil {
+			return err
+		}
+	}
+
+	spin := report.NewSpinner(g.stderr, g.logger, "files sync", 5)
+	syncer := ksync.New(store, cp, ksync.Options{
+		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers,
+		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
+		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
+		Progress: func(c ksync.Counters) {
+			secs := max(c.Elapsed.Seconds(), 0.001)
+			spin.Update(c.Scanned, fmt.Sprintf("scanned %d  uploaded %d (%s)  %.0f files/s  %.1f MB/s  unchanged %d  errors %d  queue %d",
+				c.Scanned, c.Uploaded, report.Bytes(c.BytesUploaded), float64(c.Uploaded)/secs,
+				float64(c.BytesUploaded)/secs/1e6, c.Unchanged, c.Failed, c.Queued),
+				"scanned", c.Scanned, "uploaded", c.Uploaded, "bytes", c.BytesUploaded,
+				"files_per_s", int(float64(c.Uploaded)/secs), "unchanged", c.Unchanged,
+				"failed", c.Failed, "queue", c.Queued, "throttles", c.Throttles)
+		},
+	})
+	res, runErr := syncer.Run(ctx)
+	spin.Done()
+	res.Destination = o.Dst
+	printFilesSyncSummary(g, res)
+
+	exit := ExitOK
+	switch {
+	case res.Interrupted:
+		exit = ExitInterrupted
+	case runErr != nil:
+		exit = ExitCannotRun
+	case res.FilesFailed > 0:
+		exit = ExitPartial
+	}
+	if o.Report != "" {
+		if err := report.WriteJSON(o.Report, res); err != nil {
+			g.logger.Error("report", "err", err)
+		}
+	}
+	if cp != nil && !o.DryRun {
+		summary := map[string]any{
+			"files_scanned": res.FilesScanned, "files_uploaded": res.FilesUploaded,
+			"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
+			"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
+			"duration_seconds": res.DurationSeconds, "destination": o.Dst,
+		}
+		if err := cp.AppendRun(checkpoint.RunRecord{Command: "files sync", Started: started,
+			Finished: time.Now(), ExitCode: exit, Summary: summary}); err != nil {
+			g.logger.Error("checkpoint run record", "err", err)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if res.FilesFailed > 0 {
+		return &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
+	}
+	return nil
+}
+
+func reportHint(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " and in " + path
+}
+
+func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
+	w := g.stdout
+	title := "files sync"
+	if r.DryRun {
+		title += " (dry run: nothing was changed)"
+	}
+	if r.Interrupted {
+		title += " (interrupted)"
+	}
+	fmt.Fprintf(w, "%s: %s -> %s\n", title, r.Source, r.Destination)
+	rate := float64(r.FilesUploaded) / max(r.DurationSeconds, 0.001)
+	verb := "uploaded"
+	if r.DryRun {
+		verb = "to upload"
+	}
+	rows := [][]string{
+		{"scanned", fmt.Sprint(r.FilesScanned)},
+		{verb, fmt.Sprintf("%d (%s, %.0f files/s)", r.FilesUploaded, report.Bytes(r.BytesUploaded), rate)},
+		{"unchanged", fmt.Sprint(r.FilesUnchanged)},
+		{"deleted", fmt.Sprint(r.FilesDeleted)},
+		{"gone from source", fmt.Sprint(r.FilesMissing)},
+		{"skipped", fmt.Sprint(r.FilesSkipped)},
+		{"failed", fmt.Sprint(r.FilesFailed)},
+		{"throttle events", fmt.Sprint(r.Throttles)},
+		{"duration", fmt.Sprintf("%.1fs", r.DurationSeconds)},
+	}
+	report.Table(w, rows)
+	if r.DryRun {
+		for _, p := range r.WouldUpload {
+			fmt.Fprintf(w, "would upload: %s\n", report.Quote(p))
+		}
+	}
+	for _, p := range r.MissingOnSource {
+		verb := "gone from source (kept; --delete removes it)"
+		if r.DryRun && r.FilesDeleted > 0 {
+			verb = "would delete"
+		} else if r.FilesDeleted > 0 {
+			verb = "deleted"
+		}
+		fmt.Fprintf(w, "%s: %s\n", verb, report.Quote(p))
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "FAILED %s: %s\n", report.Quote(f.Path), f.Reason)
+	}
+	if r.FailuresTruncated > 0 {
+		fmt.Fprintf(w, "... and %d more failures\n", r.FailuresTruncated)
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/objstore/s3store"
+)
+
+// s3Options are the flags of every command that talks to S3.
+type s3Options struct {
+	EndpointURL string
+	Region      string
+	Profile     string
+	CABundle    string
+	ClientCert  string
+	ClientKey   string
+	MaxRPS      float64
+}
+
+func (o *s3Options) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.EndpointURL, "endpoint-url", "", "S3-compatible endpoint URL (also AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); uses path-style addressing")
+	f.StringVar(&o.Region, "region", "", "AWS region (default: from the AWS configuration, else us-east-1)")
+	f.StringVar(&o.Profile, "profile", "", "AWS shared-config profile")
+	f.StringVar(&o.CABundle, "ca-bundle", "", "PEM file of CA certificates to trust for the endpoint")
+	f.StringVar(&o.ClientCert, "client-cert", "", "PEM client certificate for endpoints that require mutual TLS")
+	f.StringVar(&o.ClientKey, "client-key", "", "PEM private key for --client-cert")
+	f.Float64Var(&o.MaxRPS, "max-rps", 0, "cap on S3 requests per second (0: none; throttling lowers the rate adaptively anyway)")
+}
+
+// open builds the store for url (s3://bucket/prefix) and proves, with one
+// cheap request, that the bucket exists and the credentials work.
+func (o *s3Options) open(ctx context.Context, url string, concurrency int, pacer *objstore.Pacer) (*s3store.Store, error) {
+	if (o.ClientCert == "") != (o.ClientKey == "") {
+		return nil, usageErrorf("--client-cert and --client-key go together")
+	}
+	st, err := s3store.New(ctx, s3store.Options{
+		URL: url, EndpointURL: o.EndpointURL, Region: o.Region, Profile: o.Profile,
+		CABundle: o.CABundle, ClientCert: o.ClientCert, ClientKey: o.ClientKey,
+		Concurrency: concurrency, Pacer: pacer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Check(ctx); err != nil {
+		return nil, err
+	}
+	return st, nil
+}

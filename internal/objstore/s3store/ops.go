@@ -1,0 +1,180 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/kwick/kwickmig/internal/objstore"
+)
+
+
+// Check issues one HeadBucket: it proves that the bucket exists and that the
+// credentials may use it.
+func (s *Store) Check(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NotFound", "NoSuchBucket":
+			return &notExistError{what: "bucket " + s.bucket, err: errors.New("does not exist")}
+		case "Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			return fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode())
+		}
+	}
+	return fmt.Errorf("bucket %s: %w", s.bucket, err)
+}
+
+// Put uploads body. Bodies above the multipart threshold go through the
+// transfer manager; the rest are one PutObject carrying the CRC32C so the
+// server rejects corrupted bytes.
+func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions) (objstore.PutResult, error) {
+	full := s.prefix + key
+	var ct *string
+	if o.ContentType != "" {
+		ct = aws.String(o.ContentType)
+	}
+	if size > s.opts.MultipartThreshold {
+		out, err := s.tm.UploadObject(ctx, &tm.UploadObjectInput{
+			Bucket: &s.bucket, Key: &full, Body: body, ContentType: ct, Metadata: o.Metadata,
+		})
+		if err != nil {
+			return objstore.PutResult{}, wrap("put", full, err)
+		}
+		return objstore.PutResult{ETag: unquote(aws.ToString(out.ETag)), CRC32C: aws.ToString(out.ChecksumCRC32C)}, nil
+	}
+	sum := o.CRC32C
+	if sum == "" {
+		start, err := body.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return objstore.PutResult{}, fmt.Errorf("put %s: %w", full, err)
+		}
+		h := crc32.New(objstore.Castagnoli)
+		if _, err := io.Copy(h, body); err != nil {
+			return objstore.PutResult{}, fmt.Errorf("put %s: read body: %w", full, err)
+		}
+		if _, err := body.Seek(start, io.SeekStart); err != nil {
+			return objstore.PutResult{}, fmt.Errorf("put %s: %w", full, err)
+		}
+		sum = objstore.EncodeCRC32C(h.Sum32())
+	}
+	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         &s.bucket,
+		Key:            &full,
+		Body:           body,
+		ContentLength:  aws.Int64(size),
+		ContentType:    ct,
+		Metadata:       o.Metadata,
+		ChecksumCRC32C: aws.String(sum),
+	})
+	if err != nil {
+		return objstore.PutResult{}, wrap("put", full, err)
+	}
+	return objstore.PutResult{ETag: unquote(aws.ToString(out.ETag)), CRC32C: sum}, nil
+}
+
+// Head returns the object's size, ETag, metadata and stored checksum.
+func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, error) {
+	full := s.prefix + key
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: &s.bucket, Key: &full, ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return objstore.ObjectInfo{}, wrap("head", full, err)
+	}
+	info := objstore.ObjectInfo{
+		Key:      key,
+		Size:     aws.ToInt64(out.ContentLength),
+		ETag:     unquote(aws.ToString(out.ETag)),
+		Metadata: out.Metadata,
+	}
+	if out.LastModified != nil {
+		info.Modified = *out.LastModified
+	}
+	switch {
+	case out.ChecksumCRC32C != nil:
+		info.Checksum = "crc32c:" + *out.ChecksumCRC32C
+	case out.ChecksumSHA256 != nil:
+		info.Checksum = "sha256:" + *out.ChecksumSHA256
+	}
+	return info, nil
+}
+
+// Open streams the object's bytes.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	full := s.prefix + key
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &full})
+	if err != nil {
+		return nil, wrap("get", full, err)
+	}
+	return out.Body, nil
+}
+
+// List pages through ListObjectsV2 in key order. Keys are url-encoded on the
+// wire (EncodingType=url) so names with control characters survive XML.
+func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(objstore.ObjectInfo) error) error {
+	in := &s3.ListObjectsV2Input{
+		Bucket:       &s.bucket,
+		Prefix:       aws.String(s.prefix + prefix),
+		EncodingType: types.EncodingTypeUrl,
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(s.prefix + startAfter)
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return wrap("list", s.prefix+prefix, err)
+		}
+		for _, o := range page.Contents {
+			key, err := decodeListKey(aws.ToString(o.Key), page.EncodingType)
+			if err != nil {
+				return fmt.Errorf("list %s: %w", s.prefix+prefix, err)
+			}
+			info := objstore.ObjectInfo{
+				Key:  strings.TrimPrefix(key, s.prefix),
+				Size: aws.ToInt64(o.Size),
+				ETag: unquote(aws.ToString(o.ETag)),
+			}
+			if o.LastModified != nil {
+				info.Modified = *o.LastModified
+			}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes one object.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	full := s.prefix + key
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &full})
+	if err != nil && !errors.Is(wrap("delete", full, err), objstore.ErrNotExist) {
+		return wrap("delete", full, err)
+	}
+	return nil
+}
+
+func decodeListKey(k string, enc types.EncodingType) (string, error) {
+	if enc != types.EncodingTypeUrl {
+		return k, nil
+	}
+	return urlUnescape(k)
+}
+
+func unquote(s string) string { return strings.Trim(s, `"`) }

@@ -1,0 +1,274 @@
+// Package s3store implements objstore.Store on Amazon S3 (and S3-compatible
+// endpoints) with aws-sdk-go-v2. It is the only package that imports the S3
+// client; multipart uploads go through feature/s3/transfermanager.
+package s3store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/kwick/kwickmig/internal/objstore"
+)
+
+// Options configure a Store. Zero values get the defaults in fill().
+type Options struct {
+	URL         string // s3://bucket[/prefix]
+	EndpointURL string // S3-compatible endpoint; AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL also work
+	Region      string
+	Profile     string
+	CABundle    string // PEM file of extra trusted CAs
+	ClientCert  string // PEM client certificate for mutual TLS
+	ClientKey   string
+	// Concurrency sizes the HTTP connection pool (one idle connection per
+	// worker, so no request waits for a new TCP/TLS handshake).
+	Concurrency int
+	// MultipartThreshold: objects larger than this use multipart upload.
+	MultipartThreshold int64
+	PartSize           int64
+	MaxAttempts        int
+	// Pacer paces request attempts and counts throttles; may be nil.
+	Pacer *objstore.Pacer
+	// HTTPClient overrides the transport (tests).
+	HTTPClient *http.Client
+}
+
+func (o *Options) fill() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.MultipartThreshold <= 0 {
+		o.MultipartThreshold = 64 << 20
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = 16 << 20
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+}
+
+// Store is an S3 bucket plus key prefix.
+type Store struct {
+	client *s3.Client
+	tm     *tm.Client
+	bucket string
+	prefix string // "" or ends with "/"
+	opts   Options
+}
+
+var _ objstore.Store = (*Store)(nil)
+
+// ParseURL splits s3://bucket/prefix into bucket and a prefix that is empty
+// or ends with "/".
+func ParseURL(raw string) (bucket, prefix string, err error) {
+	if !strings.HasPrefix(raw, "s3://") {
+		return "", "", fmt.Errorf("destination %q: want s3://BUCKET[/PREFIX]", raw)
+	}
+	rest := strings.TrimPrefix(raw, "s3://")
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", fmt.Errorf("destination %q: no bucket name", raw)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return bucket, prefix, nil
+}
+
+// New builds a Store from the SDK's default credential chain (environment,
+// shared config and --profile, SSO, IMDS/ECS roles) and the options.
+func New(ctx context.Context, o Options) (*Store, error) {
+	o.fill()
+	bucket, prefix, err := ParseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	var loadOpts []func(*config.LoadOptions) error
+	if o.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(o.Region))
+	}
+	httpClient, err := buildHTTPClient(o)
+	if err != nil {
+		return nil, err
+	}
+	loadOpts = append(loadOpts,
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			// The SDK's default retry quota fails requests after a burst of
+			// throttles; kwickmig paces instead, so the quota is off.
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = o.MaxAttempts
+				so.MaxBackoff = 20 * time.Second
+				so.RateLimiter = ratelimit.None
+			})
+		}),
+		// kwickmig supplies CRC32C itself; don't let the SDK stream bodies
+		// through aws-chunked trailers the server must decode.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	)
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	endpoint := o.EndpointURL
+	if endpoint != "" {
+		if u, err := url.Parse(endpoint); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("--endpoint-url %q: want a URL like https://host:port", endpoint)
+		}
+	}
+	customEndpoint := endpoint != "" || cfg.BaseEndpoint != nil ||
+		os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if endpoint != "" {
+			so.BaseEndpoint = aws.String(endpoint)
+		}
+		// S3-compatible servers rarely support virtual-hosted buckets.
+		so.UsePathStyle = customEndpoint
+		// The body's integrity is carried by x-amz-checksum-crc32c (and by TLS
+		// on real S3), so signing does not hash every body a second time.
+		so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		if o.Pacer != nil {
+			so.APIOptions = append(so.APIOptions, pacerMiddleware(o.Pacer))
+		}
+	})
+	s := &Store{client: client, bucket: bucket, prefix: prefix, opts: o}
+	s.tm = tm.New(client, func(to *tm.Options) {
+		to.MultipartUploadThreshold = o.MultipartThreshold
+		to.PartSizeBytes = o.PartSize
+		to.Concurrency = 4
+		to.ChecksumAlgorithm = "CRC32C"
+		to.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		to.FailTimeout = 30 * time.Second
+	})
+	return s, nil
+}
+
+// buildHTTPClient returns the SDK's buildable client (so AWS_CA_BUNDLE and
+// the shared config's ca_bundle keep working) with a pool sized for the
+// concurrency and the --ca-bundle / mutual-TLS settings applied.
+func buildHTTPClient(o Options) (config.HTTPClient, error) {
+	if o.HTTPClient != nil {
+		return o.HTTPClient, nil
+	}
+	var tlsErr error
+	c := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = o.Concurrency * 2
+		t.MaxIdleConnsPerHost = o.Concurrency * 2
+		t.IdleConnTimeout = 90 * time.Second
+		if o.CABundle == "" && o.ClientCert == "" {
+			return
+		}
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if o.CABundle != "" {
+			pem, err := os.ReadFile(o.CABundle)
+			if err != nil {
+				tlsErr = fmt.Errorf("--ca-bundle: %w", err)
+				return
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				tlsErr = fmt.Errorf("--ca-bundle %s: no PEM certificates found", o.CABundle)
+				return
+			}
+			t.TLSClientConfig.RootCAs = pool
+		}
+		if o.ClientCert != "" || o.ClientKey != "" {
+			cert, err := tls.LoadX509KeyPair(o.ClientCert, o.ClientKey)
+			if err != nil {
+				tlsErr = fmt.Errorf("--client-cert/--client-key: %w", err)
+				return
+			}
+			t.TLSClientConfig.Certificates = []tls.Certificate{cert}
+		}
+	})
+	// The transport options run when the transport is built: build it now
+	// to surface certificate errors before any request.
+	_ = c.GetTransport()
+	if tlsErr != nil {
+		return nil, tlsErr
+	}
+	return c, nil
+}
+
+// pacerMiddleware runs once per attempt (after the retry middleware): it
+// waits for the pacer before sending and reports throttles and successes.
+func pacerMiddleware(p *objstore.Pacer) func(*middleware.Stack) error {
+	throttle := retry.IsErrorThrottles(retry.DefaultThrottles)
+	return func(stack *middleware.Stack) error {
+		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("kwickmigPacer",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if err := p.Wait(ctx); err != nil {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+				}
+				out, md, err := next.HandleFinalize(ctx, in)
+				if err != nil {
+					if throttle.IsErrorThrottle(err) == aws.TrueTernary {
+						p.Throttled()
+					}
+				} else {
+					p.Succeeded()
+				}
+				return out, md, err
+			}), "Retry", middleware.After)
+	}
+}
+
+// Bucket returns the bucket name; Prefix the key prefix ("" or ending in "/").
+func (s *Store) Bucket() string { return s.bucket }
+
+// Prefix returns the key prefix.
+func (s *Store) Prefix() string { return s.prefix }
+
+// errNotExist wraps SDK not-found errors so callers can match objstore.ErrNotExist.
+type notExistError struct {
+	what string
+	err  error
+}
+
+func (e *notExistError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *notExistError) Unwrap() []error {
+	return []error{objstore.ErrNotExist, e.err}
+}
+
+// wrap names the operation and key, and maps 404s to objstore.ErrNotExist.
+func wrap(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return &notExistError{what: op + " " + key, err: err}
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}

@@ -1,0 +1,289 @@
+// Package source reads the file tree being migrated: a parallel directory
+// walker that hands out one sorted directory at a time, and the mapping of
+// relative paths to object keys. files sync and verify files both use it.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Kind classifies a directory entry.
+type Kind uint8
+
+const (
+	KindFile    Kind = iota // regular file (or, with FollowSymlinks, a link to one)
+	KindDir                 // directory (or, with FollowSymlinks, a link to one)
+	KindSymlink             // symbolic link, not followed
+	KindOther               // FIFO, socket, device: never uploaded
+)
+
+// Entry is one name in a directory, with the attributes change detection
+// needs. Times are Unix nanoseconds.
+type Entry struct {
+	Name    string
+	Kind    Kind
+	Size    int64
+	MtimeNs int64
+	CtimeNs int64
+	Inode   uint64
+	Dev     uint64
+}
+
+// Dir is one directory's contents, sorted by name (bytewise).
+type Dir struct {
+	Rel     string // "" for the root, else "a/b"
+	Entries []Entry
+}
+
+// Walker walks a tree in parallel.
+type Walker struct {
+	Root           string
+	Walkers        int  // directories read concurrently (default 32: NFS latency, not cores)
+	FollowSymlinks bool // follow links to files and directories, with loop detection
+	// Skip, if set, is asked about every entry (rel path, is a directory);
+	// true leaves it out of Dir.Entries and, for a directory, unvisited.
+	Skip func(rel string, isDir bool) bool
+}
+
+// ErrorFunc receives per-path problems (unreadable directory, symlink loop).
+// The walk goes on; returning an error aborts it.
+type ErrorFunc func(rel string, err error) error
+
+// Walk reads every directory under Root and calls fn once per directory,
+// concurrently from up to Walkers goroutines. fn must be safe for concurrent
+// use. Walk returns the first error returned by fn or errFn, or ctx's error.
+// Only one directory listing per walker is held in memory.
+func (w *Walker) Walk(ctx context.Context, fn func(*Dir) error, errFn ErrorFunc) error {
+	n := w.Walkers
+	if n <= 0 {
+		n = 32
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	q := &dirQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	rootInfo, err := os.Stat(w.Root)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", w.Root, err)
+	}
+	if !rootInfo.IsDir() {
+		return fmt.Errorf("source %s: not a directory", w.Root)
+	}
+	root := dirItem{}
+	if w.FollowSymlinks {
+		if st, ok := rootInfo.Sys().(*syscall.Stat_t); ok {
+			root.ancestors = []devIno{{uint64(st.Dev), st.Ino}}
+		}
+	}
+	q.push(root)
+
+	// Cancellation wakes the waiters.
+	go func() {
+		<-ctx.Done()
+		q.mu.Lock()
+		q.stopped = true
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				item, ok := q.pop()
+				if !ok {
+					return
+				}
+				err := w.visit(ctx, item, q, fn, errFn)
+				q.done()
+				if err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (w *Walker) visit(ctx context.Context, item dirItem, q *dirQueue, fn func(*Dir) error, errFn ErrorFunc) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rel := item.rel
+	entries, err := w.readDir(rel, item.ancestors, errFn)
+	if err != nil {
+		return errFn(rel, err)
+	}
+	d := &Dir{Rel: rel, Entries: entries}
+	if err := fn(d); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Kind == KindDir {
+			child := dirItem{rel: Join(rel, e.Name)}
+			if w.FollowSymlinks {
+				child.ancestors = append(slices.Clip(item.ancestors), devIno{e.Dev, e.Inode})
+			}
+			q.push(child)
+		}
+	}
+	return nil
+}
+
+// readDir lists one directory, lstat-ing every entry.
+// With FollowSymlinks, a directory that is one of its own ancestors (by
+// device and inode) is a loop: reported, not entered. The same directory
+// reached through two different links is walked twice, as find -L does.
+func (w *Walker) readDir(rel string, ancestors []devIno, errFn ErrorFunc) ([]Entry, error) {
+	dir := filepath.Join(w.Root, rel)
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	entries := make([]Entry, 0, len(names))
+	for _, name := range names {
+		childRel := Join(rel, name)
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(dir, name), &st); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since the listing: simply not there
+			}
+			if err := errFn(childRel, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		e := entryFromStat(name, &st)
+		if e.Kind == KindSymlink && w.FollowSymlinks {
+			if err := syscall.Stat(filepath.Join(dir, name), &st); err != nil {
+				if err := errFn(childRel, fmt.Errorf("follow symlink: %w", err)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			e = entryFromStat(name, &st)
+		}
+		if e.Kind == KindDir && slices.Contains(ancestors, devIno{e.Dev, e.Inode}) {
+			if err := errFn(childRel, errors.New("symlink loop: points to one of its own parent directories")); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if w.Skip != nil && w.Skip(childRel, e.Kind == KindDir) {
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+func entryFromStat(name string, st *syscall.Stat_t) Entry {
+	e := Entry{
+		Name:    name,
+		Size:    st.Size,
+		MtimeNs: st.Mtim.Nano(),
+		CtimeNs: st.Ctim.Nano(),
+		Inode:   st.Ino,
+		Dev:     uint64(st.Dev),
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		e.Kind = KindFile
+	case syscall.S_IFDIR:
+		e.Kind = KindDir
+	case syscall.S_IFLNK:
+		e.Kind = KindSymlink
+	default:
+		e.Kind = KindOther
+	}
+	return e
+}
+
+// Join joins a relative directory and a name with "/".
+func Join(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// Split splits a relative path into its directory and name.
+func Split(rel string) (dir, name string) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return "", rel
+	}
+	return rel[:i], rel[i+1:]
+}
+
+// dirQueue is the set of directories still to read, LIFO so the walk stays
+// depth-first and the queue small. pending counts directories queued or being
+// read; the walk ends when it reaches zero.
+type dirQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	dirs    []dirItem
+	pending int
+	stopped bool
+}
+
+type devIno [2]uint64
+
+// dirItem is a directory to read; ancestors (only with FollowSymlinks) are
+// the directories above it, for loop detection.
+type dirItem struct {
+	rel       string
+	ancestors []devIno
+}
+
+func (q *dirQueue) push(d dirItem) {
+	q.mu.Lock()
+	q.dirs = append(q.dirs, d)
+	q.pending++
+	q.cond.Signal()
+	q.mu.Unlock()
+}
+
+func (q *dirQueue) pop() (dirItem, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.dirs) == 0 && q.pending > 0 && !q.stopped {
+		q.cond.Wait()
+	}
+	if q.stopped || len(q.dirs) == 0 {
+		return dirItem{}, false
+	}
+	rel := q.dirs[len(q.dirs)-1]
+	q.dirs = q.dirs[:len(q.dirs)-1]
+	return rel, true
+}
+
+func (q *dirQueue) done() {
+	q.mu.Lock()
+	q.pending--
+	if q.pending == 0 {
+		q.cond.Broadcast()
+	}
+	q.mu.Unlock()
+}

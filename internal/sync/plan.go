@@ -1,0 +1,221 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/source"
+)
+
+// walk runs the parallel walker; every directory is merged with its
+// checkpoint records (plan) on the walker goroutine that read it.
+func (s *Syncer) walk(ctx context.Context, jobs chan<- job) error {
+	w := &source.Walker{
+		Root:           s.opts.Src,
+		Walkers:        s.opts.Walkers,
+		FollowSymlinks: s.opts.FollowSymlinks,
+		Skip:           s.filtered,
+	}
+	return w.Walk(ctx, func(d *source.Dir) error {
+		return s.plan(ctx, d, jobs)
+	}, func(rel string, err error) error {
+		// An unreadable directory: reported; its recorded files are not
+		// considered deleted, because nothing below it was listed.
+		s.fail(rel, err)
+		return nil
+	})
+}
+
+// filtered reports whether --include/--exclude leave rel out. Excludes match
+// files and directories (by full relative path or by base name); includes
+// only select files.
+func (s *Syncer) filtered(rel string, isDir bool) bool {
+	for _, g := range s.opts.Exclude {
+		if globMatch(g, rel) {
+			return true
+		}
+	}
+	if isDir || len(s.opts.Include) == 0 {
+		return false
+	}
+	for _, g := range s.opts.Include {
+		if globMatch(g, rel) {
+			return false
+		}
+	}
+	return true
+}
+
+// globMatch matches a glob against the relative path, or, for a pattern
+// without "/", against the base name (as rsync and rclone users expect).
+func globMatch(glob, rel string) bool {
+	if !strings.Contains(glob, "/") {
+		_, name := source.Split(rel)
+		ok, _ := path.Match(glob, name)
+		return ok
+	}
+	ok, _ := path.Match(glob, rel)
+	return ok
+}
+
+// ValidateGlobs checks --include/--exclude patterns up front.
+func ValidateGlobs(globs []string) error {
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("bad glob %q: %w", g, err)
+		}
+	}
+	return nil
+}
+
+// plan merges one directory listing (sorted) with the recorded children of
+// that directory (sorted the same way) and queues the work.
+func (s *Syncer) plan(ctx context.Context, d *source.Dir, jobs chan<- job) error {
+	var recs []checkpoint.DirEntry
+	if s.cp != nil {
+		err := s.cp.ListDir(d.Rel, func(e checkpoint.DirEntry) error {
+			recs = append(recs, e)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", s.cp.Path(), err)
+		}
+	}
+	i, j := 0, 0
+	for i < len(d.Entries) || j < len(recs) {
+		var e *source.Entry
+		var r *checkpoint.DirEntry
+		switch {
+		case j >= len(recs) || (i < len(d.Entries) && d.Entries[i].Name < recs[j].Name):
+			e = &d.Entries[i]
+			i++
+		case i >= len(d.Entries) || recs[j].Name < d.Entries[i].Name:
+			r = &recs[j]
+			j++
+		default:
+			e, r = &d.Entries[i], &recs[j]
+			i++
+			j++
+		}
+		if err := s.planOne(ctx, d.Rel, e, r, jobs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) planOne(ctx context.Context, dir string, e *source.Entry, r *checkpoint.DirEntry, jobs chan<- job) error {
+	var name string
+	if e != nil {
+		name = e.Name
+	} else {
+		name = r.Name
+	}
+	rel := source.Join(dir, name)
+
+	// What the checkpoint has that the source no longer has (as that kind).
+	if r != nil && (e == nil || (r.IsDir != (e.Kind == source.KindDir))) {
+		if r.IsDir {
+			if err := s.goneDir(ctx, rel, jobs); err != nil {
+				return err
+			}
+		} else if !s.filtered(rel, false) {
+			if err := s.gone(ctx, rel, &r.Rec, jobs); err != nil {
+				return err
+			}
+		}
+		if e == nil {
+			return nil
+		}
+		r = nil
+	}
+	switch e.Kind {
+	case source.KindDir:
+		return nil // the walker descends
+	case source.KindSymlink:
+		s.skip(rel, "symlink (not followed; use --follow-symlinks)")
+		return nil
+	case source.KindOther:
+		s.skip(rel, "not a regular file (FIFO, socket or device)")
+		return nil
+	}
+	s.c.scanned.Add(1)
+	var old *checkpoint.FileRecord
+	if r != nil {
+		old = &r.Rec
+		if !s.opts.Checksum && unchanged(e, old) {
+			s.c.unchanged.Add(1)
+			return nil
+		}
+	}
+	if s.opts.DryRun && (old == nil || !s.opts.Checksum) {
+		s.listWouldUpload(rel)
+		s.c.uploaded.Add(1)
+		s.c.bytesUploaded.Add(e.Size)
+		return nil
+	}
+	return s.queue(ctx, jobs, job{rel: rel, entry: *e, old: old})
+}
+
+// unchanged: same size, mtime (ns), ctime and inode. ctime catches a
+// same-size rewrite that restored the mtime, which aws s3 sync misses.
+func unchanged(e *source.Entry, r *checkpoint.FileRecord) bool {
+	return e.Size == r.Size && e.MtimeNs == r.MtimeNs && e.CtimeNs == r.CtimeNs && e.Inode == r.Inode
+}
+
+// gone handles a recorded file that is no longer on the source.
+func (s *Syncer) gone(ctx context.Context, rel string, rec *checkpoint.FileRecord, jobs chan<- job) error {
+	s.listMissing(rel)
+	if !s.opts.Delete || s.opts.DryRun {
+		s.c.missing.Add(1)
+		if s.opts.DryRun && s.opts.Delete {
+			s.c.deleted.Add(1)
+		}
+		return nil
+	}
+	return s.queue(ctx, jobs, job{rel: rel, old: rec, deletion: true})
+}
+
+// goneDir handles a recorded directory that vanished: all files below it.
+func (s *Syncer) goneDir(ctx context.Context, rel string, jobs chan<- job) error {
+	if s.filtered(rel, true) {
+		return nil
+	}
+	type item struct {
+		rel string
+		rec checkpoint.FileRecord
+	}
+	var items []item
+	if err := s.cp.WalkRecorded(rel, func(r string, rec checkpoint.FileRecord) error {
+		items = append(items, item{r, rec})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if s.filtered(it.rel, false) {
+			continue
+		}
+		if err := s.gone(ctx, it.rel, &it.rec, jobs); err != nil {
+			return err
+		}
+	}
+	if s.opts.Delete && !s.opts.DryRun {
+		return s.queue(ctx, jobs, job{rel: rel, dirGone: true})
+	}
+	return nil
+}
+
+func (s *Syncer) queue(ctx context.Context, jobs chan<- job, j job) error {
+	s.c.queued.Add(1)
+	select {
+	case jobs <- j:
+		return nil
+	case <-ctx.Done():
+		s.c.queued.Add(-1)
+		return ctx.Err()
+	}
+}

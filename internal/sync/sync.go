@@ -1,0 +1,295 @@
+// Package sync copies a file tree into an object store, resumably:
+//
+//	walker (source.Walker, parallel, one sorted directory at a time)
+//	  → planner (merges each directory with its checkpoint records)
+//	  → uploader pool (bounded channel, Options.Concurrency workers)
+//	  → recorder (one goroutine, batched checkpoint commits)
+//
+// Nothing is recorded before the store confirmed the upload; a crash at any
+// instant costs at most the uploads of the last unflushed batch.
+// Import it as ksync where the standard library's sync is also needed.
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/source"
+)
+
+// Options configure one sync run. Zero values get defaults in fill().
+type Options struct {
+	Src            string
+	Prefix         string // the store's key prefix ("" or ending in "/"): the store adds it, sync counts it in the 1024-byte key limit
+	Concurrency    int    // uploads in flight (default 64)
+	Walkers        int    // directories read concurrently (default 32)
+	DryRun         bool
+	Delete         bool
+	Checksum       bool // compare content hashes instead of trusting size/mtime/ctime/inode
+	FollowSymlinks bool
+	Include        []string // globs; a file must match one (if any are given)
+	Exclude        []string // globs; a matching file or directory is left out
+	// BatchSize and FlushInterval bound the unflushed checkpoint batch.
+	BatchSize     int
+	FlushInterval time.Duration
+	// MultipartThreshold: files larger than this are streamed from disk
+	// rather than buffered (the store decides on multipart).
+	MultipartThreshold int64
+	// Progress, if set, is called from one goroutine every second or so.
+	Progress func(Counters)
+	// Pacer, if set, supplies the throttle count for the result.
+	Pacer *objstore.Pacer
+	// MaxListed caps the failures and missing-file lists kept in the result.
+	MaxListed int
+}
+
+func (o *Options) fill() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Walkers <= 0 {
+		o.Walkers = 32
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 2000
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.MultipartThreshold <= 0 {
+		o.MultipartThreshold = 64 << 20
+	}
+	if o.MaxListed <= 0 {
+		o.MaxListed = 10000
+	}
+}
+
+// Counters are the live totals, also the basis of the result.
+type Counters struct {
+	Scanned, Uploaded, Unchanged, Deleted, Missing, Failed, Skipped int64
+	BytesUploaded                                                  int64
+	Queued                                                         int64
+	Throttles                                                      int64
+	Elapsed                                                        time.Duration
+}
+
+type counters struct {
+	scanned, uploaded, unchanged, deleted, missing, failed, skipped atomic.Int64
+	bytesUploaded, queued                                           atomic.Int64
+}
+
+// Failure is one file that could not be synced.
+type Failure struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Result is the run's report; field names are the JSON report's.
+type Result struct {
+	Source            string    `json:"source"`
+	Destination       string    `json:"destination"`
+	DryRun            bool      `json:"dry_run"`
+	FilesScanned      int64     `json:"files_scanned"`
+	FilesUploaded     int64     `json:"files_uploaded"`
+	FilesUnchanged    int64     `json:"files_unchanged"`
+	FilesDeleted      int64     `json:"files_deleted"`
+	FilesMissing      int64     `json:"files_missing_on_source"`
+	FilesFailed       int64     `json:"files_failed"`
+	FilesSkipped      int64     `json:"files_skipped"`
+	BytesUploaded     int64     `json:"bytes_uploaded"`
+	Throttles         int64     `json:"throttle_events"`
+	DurationSeconds   float64   `json:"duration_seconds"`
+	Interrupted       bool      `json:"interrupted"`
+	Failures          []Failure `json:"failures"`
+	FailuresTruncated int64     `json:"failures_truncated,omitempty"`
+	// MissingOnSource lists recorded files gone from the source (deleted
+	// from the store with --delete, else only reported).
+	MissingOnSource []string `json:"missing_on_source"`
+	// WouldUpload lists, for --dry-run, the files that would be uploaded.
+	WouldUpload []string `json:"would_upload,omitempty"`
+	// Skipped lists symlinks and special files that were left out.
+	SkippedPaths []Failure `json:"skipped"`
+}
+
+// Syncer runs one sync.
+type Syncer struct {
+	opts  Options
+	store objstore.Store
+	cp    *checkpoint.DB // nil only in dry runs without a checkpoint
+	c     counters
+	start time.Time
+
+	mu     gosync.Mutex
+	result Result
+}
+
+// New prepares a sync of opts.Src into store, recording in cp. cp may be nil
+// for a dry run without an existing checkpoint (then everything is new).
+func New(store objstore.Store, cp *checkpoint.DB, opts Options) *Syncer {
+	opts.fill()
+	return &Syncer{opts: opts, store: store, cp: cp}
+}
+
+// job is one unit of uploader work.
+type job struct {
+	rel      string
+	entry    source.Entry
+	old      *checkpoint.FileRecord // previous record, if any
+	deletion bool                   // remove the object and its record
+	dirGone  bool                   // rel is a directory marker to remove
+}
+
+// result of one job, for the recorder.
+type done struct {
+	op checkpoint.FileOp
+}
+
+// Run walks, uploads and records. It returns the result even when it also
+// returns an error (context cancellation: Interrupted is set).
+func (s *Syncer) Run(ctx context.Context) (*Result, error) {
+	s.start = time.Now()
+	s.result.Source = s.opts.Src
+	s.result.DryRun = s.opts.DryRun
+	s.result.Failures = []Failure{}
+	s.result.MissingOnSource = []string{}
+	s.result.SkippedPaths = []Failure{}
+
+	jobs := make(chan job, s.opts.Concurrency*4)
+	records := make(chan done, s.opts.Concurrency*4)
+
+	// The uploaders must not be cancelled by a walk error before they drain,
+	// but a user interrupt (ctx) stops them: in-flight uploads are abandoned,
+	// nothing of theirs is recorded.
+	var upWG gosync.WaitGroup
+	for range s.opts.Concurrency {
+		upWG.Go(func() { s.uploader(ctx, jobs, records) })
+	}
+	recErr := make(chan error, 1)
+	go func() { recErr <- s.recorder(records) }()
+	stopProgress := s.progressLoop()
+
+	walkErr := s.walk(ctx, jobs)
+	close(jobs)
+	upWG.Wait()
+	close(records)
+	rerr := <-recErr
+	stopProgress()
+
+	res := s.finish()
+	switch {
+	case ctx.Err() != nil:
+		res.Interrupted = true
+		return res, ctx.Err()
+	case walkErr != nil:
+		return res, walkErr
+	case rerr != nil:
+		return res, fmt.Errorf("checkpoint %s: %w", s.cp.Path(), rerr)
+	}
+	return res, nil
+}
+
+func (s *Syncer) finish() *Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.snapshot()
+	r := &s.result
+	r.FilesScanned, r.FilesUploaded, r.FilesUnchanged = c.Scanned, c.Uploaded, c.Unchanged
+	r.FilesDeleted, r.FilesMissing, r.FilesFailed, r.FilesSkipped = c.Deleted, c.Missing, c.Failed, c.Skipped
+	r.BytesUploaded, r.Throttles = c.BytesUploaded, c.Throttles
+	r.DurationSeconds = time.Since(s.start).Seconds()
+	return r
+}
+
+func (s *Syncer) snapshot() Counters {
+	return Counters{
+		Scanned: s.c.scanned.Load(), Uploaded: s.c.uploaded.Load(), Unchanged: s.c.unchanged.Load(),
+		Deleted: s.c.deleted.Load(), Missing: s.c.missing.Load(), Failed: s.c.failed.Load(),
+		Skipped: s.c.skipped.Load(), BytesUploaded: s.c.bytesUploaded.Load(), Queued: s.c.queued.Load(),
+		Throttles: s.opts.Pacer.Throttles(), Elapsed: time.Since(s.start),
+	}
+}
+
+func (s *Syncer) progressLoop() (stop func()) {
+	if s.opts.Progress == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg gosync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				s.opts.Progress(s.snapshot())
+				return
+			case <-t.C:
+				s.opts.Progress(s.snapshot())
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
+}
+
+// fail records a per-file failure: counted, listed (up to MaxListed), never fatal.
+func (s *Syncer) fail(rel string, err error) {
+	s.c.failed.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.result.Failures) < s.opts.MaxListed {
+		s.result.Failures = append(s.result.Failures, Failure{Path: rel, Reason: reason(err)})
+	} else {
+		s.result.FailuresTruncated++
+	}
+}
+
+func (s *Syncer) skip(rel, why string) {
+	s.c.skipped.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.result.SkippedPaths) < s.opts.MaxListed {
+		s.result.SkippedPaths = append(s.result.SkippedPaths, Failure{Path: rel, Reason: why})
+	}
+}
+
+func (s *Syncer) listMissing(rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.result.MissingOnSource) < s.opts.MaxListed {
+		s.result.MissingOnSource = append(s.result.MissingOnSource, rel)
+	}
+}
+
+func (s *Syncer) listWouldUpload(rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.result.WouldUpload) < s.opts.MaxListed {
+		s.result.WouldUpload = append(s.result.WouldUpload, rel)
+	}
+}
+
+// reason turns an error into a short report line. The path is already in
+// the report's path field, so os.PathError's own copy of it is dropped.
+func reason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// abs returns path made absolute (for the checkpoint's pairing identity).
+func abs(path string) string {
+	if a, err := filepath.Abs(path); err == nil {
+		return a
+	}
+	return path
+}

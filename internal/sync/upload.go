@@ -1,0 +1,237 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strconv"
+	gosync "sync"
+	"syscall"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/source"
+)
+
+// smallFile: files up to this size are read into a pooled buffer, hashed and
+// sent from memory; larger ones are hashed in one pass and streamed from
+// disk in a second (the store may re-read them on a retry).
+const smallFile = 1 << 20
+
+var bufPool = gosync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// errChanged: the file changed while it was read; it is not recorded.
+var errChanged = errors.New("file changed while it was being uploaded; it will be uploaded again on the next run")
+
+func (s *Syncer) uploader(ctx context.Context, jobs <-chan job, records chan<- done) {
+	for j := range jobs {
+		s.c.queued.Add(-1)
+		if ctx.Err() != nil {
+			continue // interrupted: drain without work
+		}
+		switch {
+		case j.dirGone:
+			records <- done{op: checkpoint.FileOp{Rel: j.rel, DeleteDir: true}}
+		case j.deletion:
+			s.deleteOne(ctx, j, records)
+		default:
+			s.uploadOne(ctx, j, records)
+		}
+	}
+}
+
+func (s *Syncer) deleteOne(ctx context.Context, j job, records chan<- done) {
+	key, err := s.objectKey(j.rel)
+	if err == nil {
+		err = s.store.Delete(ctx, key)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.fail(j.rel, fmt.Errorf("delete: %w", err))
+		}
+		return
+	}
+	s.c.deleted.Add(1)
+	records <- done{op: checkpoint.FileOp{Rel: j.rel}}
+}
+
+// uploadOne uploads one file, retrying locally when it changes under us.
+func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
+	key, err := s.objectKey(j.rel)
+	if err != nil {
+		s.fail(j.rel, err)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		rec, uploaded, err := s.put(ctx, j, key)
+		if errors.Is(err, errChanged) && attempt < 2 {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.fail(j.rel, err)
+			}
+			return
+		}
+		if uploaded {
+			s.c.uploaded.Add(1)
+			s.c.bytesUploaded.Add(rec.Size)
+		} else {
+			s.c.unchanged.Add(1)
+		}
+		records <- done{op: checkpoint.FileOp{Rel: j.rel, Rec: rec}}
+		return
+	}
+}
+
+// objectKey maps rel to its key relative to the store's prefix. The length
+// limit applies to the full key, prefix included.
+func (s *Syncer) objectKey(rel string) (string, error) {
+	key, err := source.ObjectKey(s.opts.Prefix, rel)
+	if err != nil {
+		return "", err
+	}
+	return key[len(s.opts.Prefix):], nil
+}
+
+// put reads and uploads the file. With --checksum and an old record whose
+// hash matches, it only refreshes the record (uploaded=false).
+func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.FileRecord, uploaded bool, err error) {
+	path := filepath.Join(s.opts.Src, j.rel)
+	flags := os.O_RDONLY | syscall.O_NONBLOCK // never hang on a FIFO swapped in since the walk
+	if !s.opts.FollowSymlinks {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, false, errors.New("file disappeared before it could be uploaded")
+		}
+		return nil, false, err
+	}
+	defer f.Close()
+	before, err := fstat(f)
+	if err != nil {
+		return nil, false, err
+	}
+	if before.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, false, errors.New("no longer a regular file")
+	}
+	rec = &checkpoint.FileRecord{
+		Size: before.Size, MtimeNs: before.Mtim.Nano(), CtimeNs: before.Ctim.Nano(), Inode: before.Ino,
+	}
+
+	var body io.ReadSeeker
+	var sum uint32
+	if rec.Size <= smallFile {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		buf, err := readAll(f, (*bp)[:0], rec.Size)
+		*bp = buf[:0]
+		if err != nil {
+			return nil, false, err
+		}
+		sum = crc32.Checksum(buf, objstore.Castagnoli)
+		body = bytes.NewReader(buf)
+	} else {
+		h := crc32.New(objstore.Castagnoli)
+		if _, err := io.Copy(h, f); err != nil {
+			return nil, false, err
+		}
+		sum = h.Sum32()
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, false, err
+		}
+		body = f
+	}
+	rec.CRC32C = sum
+	// Bytes read must match the stat taken before reading.
+	if err := sameFile(f, before, rec.Size); err != nil {
+		return nil, false, err
+	}
+	if j.old != nil && s.opts.Checksum && j.old.CRC32C == sum && j.old.Size == rec.Size {
+		rec.ETag, rec.UploadedNs = j.old.ETag, j.old.UploadedNs
+		return rec, false, nil
+	}
+	if s.opts.DryRun {
+		s.listWouldUpload(j.rel)
+		return rec, true, nil
+	}
+	res, err := s.store.Put(ctx, key, body, rec.Size, objstore.PutOptions{
+		ContentType: contentType(j.rel),
+		Metadata:    map[string]string{"mtime": formatMtime(rec.MtimeNs)},
+		CRC32C:      objstore.EncodeCRC32C(sum),
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if rec.Size > smallFile {
+		// Streamed from disk: the file must not have changed meanwhile.
+		if err := sameFile(f, before, rec.Size); err != nil {
+			return nil, false, err
+		}
+	}
+	rec.ETag = res.ETag
+	rec.UploadedNs = checkpoint.Now().UnixNano()
+	return rec, true, nil
+}
+
+// readAll reads exactly size bytes (and checks there is no more).
+func readAll(f *os.File, buf []byte, size int64) ([]byte, error) {
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, 0, size+1)
+	}
+	buf = buf[:size+1]
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return buf[:0], err
+	}
+	if int64(n) != size {
+		return buf[:0], errChanged
+	}
+	return buf[:n], nil
+}
+
+// sameFile checks that size, mtime and ctime did not move since before.
+func sameFile(f *os.File, before *syscall.Stat_t, size int64) error {
+	after, err := fstat(f)
+	if err != nil {
+		return err
+	}
+	if after.Size != size || after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+		return errChanged
+	}
+	return nil
+}
+
+func fstat(f *os.File) (*syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// contentType derives a Content-Type from the extension.
+func contentType(rel string) string {
+	if t := mime.TypeByExtension(filepath.Ext(rel)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// formatMtime renders Unix nanoseconds as "seconds.nanoseconds", the form
+// rclone also uses for x-amz-meta-mtime.
+func formatMtime(ns int64) string {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	return strconv.FormatInt(sec, 10) + "." + fmt.Sprintf("%09d", frac)
+}
