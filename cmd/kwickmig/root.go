@@ -63,4 +63,3 @@ func (g *globalOptions) setup() error {
 	}
 	return nil
 }
-

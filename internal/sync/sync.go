@@ -75,10 +75,10 @@ func (o *Options) fill() {
 // Counters are the live totals, also the basis of the result.
 type Counters struct {
 	Scanned, Uploaded, Unchanged, Deleted, Missing, Failed, Skipped int64
-	BytesUploaded                                                  int64
-	Queued                                                         int64
-	Throttles                                                      int64
-	Elapsed                                                        time.Duration
+	BytesUploaded                                                   int64
+	Queued                                                          int64
+	Throttles                                                       int64
+	Elapsed                                                         time.Duration
 }
 
 type counters struct {

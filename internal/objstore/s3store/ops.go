@@ -17,7 +17,6 @@ import (
 	"github.com/kwick/kwickmig/internal/objstore"
 )
 
-
 // Check issues one HeadBucket: it proves that the bucket exists and that the
 // credentials may use it.
 func (s *Store) Check(ctx context.Context) error {
