@@ -1,7 +1,179 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kwick/kwickmig/internal/pgcopy"
+)
+
+// DBCopyOptions are the flags of db copy, db export and db import.
+type DBCopyOptions struct {
+	Source          string
+	Target          string
+	Location        string // --out (export) or --in (import)
+	Jobs            int
+	IndexJobs       int
+	Tables          []string
+	ExcludeTables   []string
+	SchemaOnly      bool
+	DataOnly        bool
+	SplitLargerThan string
+	Checkpoint      string
+	Resume          bool
+	Report          string
+	NoAnalyze       bool
+	S3Endpoint      string
+	S3Region        string
+}
+
+// AddFlags registers the flags a command of the given kind ("copy",
+// "export", "import") takes.
+func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
+	f := cmd.Flags()
+	if kind != "import" {
+		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
+		f.StringSliceVar(&o.Tables, "table", nil, "copy only this table (schema.table; repeatable)")
+		f.StringSliceVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table; repeatable)")
+		f.StringVar(&o.SplitLargerThan, "split-larger-than", "512MB", "split tables larger than this into parallel page ranges (0 = never)")
+	}
+	if kind != "export" {
+		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
+		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "parallel index and constraint builds")
+		f.BoolVar(&o.NoAnalyze, "no-analyze", false, "skip ANALYZE on the target at the end")
+		f.BoolVar(&o.Resume, "resume", false, "continue an interrupted run recorded in the checkpoint")
+	}
+	switch kind {
+	case "export":
+		f.StringVar(&o.Location, "out", "", "directory or s3://bucket/prefix to write the export to")
+	case "import":
+		f.StringVar(&o.Location, "in", "", "directory or s3://bucket/prefix holding an export")
+	}
+	if kind != "copy" {
+		f.StringVar(&o.S3Endpoint, "s3-endpoint", "", "S3 endpoint URL (default: AWS)")
+		f.StringVar(&o.S3Region, "s3-region", "", "S3 region (default: from the AWS configuration)")
+	}
+	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
+	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
+	f.BoolVar(&o.DataOnly, "data-only", false, "copy only the data (the schema must exist on the target)")
+	f.StringVar(&o.Checkpoint, "checkpoint", pgcopy.DefaultCheckpoint, "checkpoint file")
+	f.StringVar(&o.Report, "report", "", "write the run's report as JSON to this file")
+	cmd.MarkFlagsMutuallyExclusive("schema-only", "data-only")
+}
 
 // addDBCopyCommands registers db copy, db export and db import.
 func addDBCopyCommands(db *cobra.Command, g *globalOptions) {
+	var copyOpts, exportOpts, importOpts DBCopyOptions
+	copyCmd := &cobra.Command{
+		Use:   "copy --source URL --target URL",
+		Short: "Copy the database to the target as of one consistent snapshot",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runDBCopy(cmd.Context(), copyOpts, g) },
+	}
+	copyOpts.AddFlags(copyCmd, "copy")
+	exportCmd := &cobra.Command{
+		Use:   "export --source URL --out DIR|s3://BUCKET/PREFIX",
+		Short: "Export the database as compressed COPY files and a manifest",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runDBExport(cmd.Context(), exportOpts, g) },
+	}
+	exportOpts.AddFlags(exportCmd, "export")
+	importCmd := &cobra.Command{
+		Use:   "import --target URL --in DIR|s3://BUCKET/PREFIX",
+		Short: "Import an export made by db export, checking every file's checksum",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runDBImport(cmd.Context(), importOpts, g) },
+	}
+	importOpts.AddFlags(importCmd, "import")
+	db.AddCommand(copyCmd, exportCmd, importCmd)
+}
+
+// libOptions validates the flags and turns them into pgcopy.Options.
+func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options, error) {
+	po := pgcopy.Options{Jobs: o.Jobs, IndexJobs: o.IndexJobs, Tables: o.Tables, ExcludeTables: o.ExcludeTables,
+		SchemaOnly: o.SchemaOnly, DataOnly: o.DataOnly, Checkpoint: o.Checkpoint, Resume: o.Resume,
+		NoAnalyze: o.NoAnalyze, Location: o.Location, S3EndpointURL: o.S3Endpoint, S3Region: o.S3Region,
+		Logger: g.logger}
+	if o.Jobs < 1 || (kind != "export" && o.IndexJobs < 1) {
+		return po, usageErrorf("--jobs and --index-jobs must be at least 1")
+	}
+	if kind != "import" {
+		po.SourceURL = firstNonEmpty(o.Source, os.Getenv("KWICKMIG_SOURCE_URL"))
+		if po.SourceURL == "" {
+			return po, usageErrorf("db %s: --source (or KWICKMIG_SOURCE_URL) is required", kind)
+		}
+		split, err := pgcopy.ParseSize(o.SplitLargerThan)
+		if err != nil {
+			return po, usageErrorf("--split-larger-than: %v", err)
+		}
+		po.SplitLargerThan = split
+	}
+	if kind != "export" {
+		po.TargetURL = firstNonEmpty(o.Target, os.Getenv("KWICKMIG_TARGET_URL"))
+		if po.TargetURL == "" {
+			return po, usageErrorf("db %s: --target (or KWICKMIG_TARGET_URL) is required", kind)
+		}
+	}
+	if kind != "copy" && strings.TrimSpace(o.Location) == "" {
+		flag := map[string]string{"export": "--out", "import": "--in"}[kind]
+		return po, usageErrorf("db %s: %s DIR|s3://BUCKET/PREFIX is required", kind, flag)
+	}
+	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		po.Progress = g.stderr
+	}
+	return po, nil
+}
+
+func runDBCopy(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	po, err := o.libOptions(g, "copy")
+	if err != nil {
+		return err
+	}
+	res, err := pgcopy.Copy(ctx, po)
+	return finishDBCommand(res, err, o.Report, g)
+}
+
+func runDBExport(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	po, err := o.libOptions(g, "export")
+	if err != nil {
+		return err
+	}
+	res, err := pgcopy.Export(ctx, po)
+	return finishDBCommand(res, err, o.Report, g)
+}
+
+func runDBImport(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	po, err := o.libOptions(g, "import")
+	if err != nil {
+		return err
+	}
+	res, err := pgcopy.Import(ctx, po)
+	return finishDBCommand(res, err, o.Report, g)
+}
+
+// finishDBCommand prints the summary and writes the report, also after a
+// failure (the report then shows how far the run got).
+func finishDBCommand(res *pgcopy.Result, err error, report string, g *globalOptions) error {
+	if res != nil && err == nil {
+		pgcopy.WriteSummary(g.stdout, res)
+	}
+	if res != nil && report != "" {
+		if rerr := pgcopy.WriteReport(report, res); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

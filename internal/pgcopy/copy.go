@@ -1,0 +1,459 @@
+package pgcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/pgdelta"
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// Checkpoint sections: "db" is bound to the source/target pairing; db copy
+// keeps its progress in "dbcopy", db import in "dbimport".
+const (
+	sectionBind   = "db"
+	sectionCopy   = "dbcopy"
+	sectionImport = "dbimport"
+)
+
+// runState is a copy's or import's progress beyond single parts.
+type runState struct {
+	Baseline     string    `json:"baseline"` // pg_current_snapshot() of the first run: tick 0
+	Started      time.Time `json:"started"`
+	PreDataDone  bool      `json:"pre_data_done"`
+	DataDone     bool      `json:"data_done"`
+	PostDataDone bool      `json:"post_data_done"`
+}
+
+// Copy copies the source database to the target as of one snapshot. See
+// the package comment for the phases; opts.Resume continues an earlier run
+// recorded in opts.Checkpoint.
+func Copy(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	res := &Result{Command: "db copy", Source: pgutil.Redact(opts.SourceURL), Target: pgutil.Redact(opts.TargetURL), Started: time.Now()}
+	ck, err := checkpoint.Open(opts.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	err = runCopy(ctx, &opts, ck, res)
+	finishRun(ck, res, err)
+	return res, err
+}
+
+// finishRun stamps the result and appends the run record.
+func finishRun(ck *checkpoint.DB, res *Result, err error) {
+	res.Finished = time.Now()
+	res.Seconds = res.Finished.Sub(res.Started).Seconds()
+	code := 0
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = 130
+	case err != nil:
+		code = 1
+	}
+	_ = ck.AppendRun(checkpoint.RunRecord{Command: res.Command, Started: res.Started, Finished: res.Finished,
+		ExitCode: code, Summary: res.Summary()})
+	_ = ck.Close()
+}
+
+func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result) error {
+	log := opts.Logger
+	dst, err := connect(ctx, pgutil.Target, opts.TargetURL)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	var captureOn bool
+	coord, err := openCoordinator(ctx, opts.SourceURL, func(c *pgx.Conn) (err error) {
+		captureOn, err = pgdelta.CaptureInstalled(ctx, c)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer coord.close()
+	if err := ck.Bind(sectionBind, dbIdentity(coord.sysID, coord.dbName, targetIdentity(dst))); err != nil {
+		return err
+	}
+	state, err := loadState(ck, sectionCopy, opts.Resume, coord.snapshot)
+	if err != nil {
+		return err
+	}
+	// A fresh run forgets an earlier run's progress only once its checks
+	// passed and it is about to write to the target.
+	fresh := !opts.Resume
+	reset := func() error {
+		if !fresh {
+			return nil
+		}
+		fresh = false
+		if err := ck.DeleteSection(sectionCopy); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		return putState(ck, sectionCopy, state)
+	}
+	if state.Baseline != coord.snapshot {
+		res.Warnings = append(res.Warnings, "resumed: tables finished by earlier runs are from an earlier snapshot; "+
+			"final-delta starts from the first run's snapshot "+state.Baseline)
+	}
+	res.Snapshot, res.SnapshotID = state.Baseline, coord.snapshotID
+	log.Info("snapshot exported", "snapshot", coord.snapshot, "id", coord.snapshotID, "capture_installed", captureOn)
+
+	tables, excluded, err := listTables(ctx, coord.conn, opts.Tables, opts.ExcludeTables)
+	if err != nil {
+		return err
+	}
+	if opts.testHookAfterList != nil {
+		opts.testHookAfterList()
+	}
+	if err := lockTables(ctx, coord.conn, tables); err != nil {
+		return err
+	}
+	seqs, err := listSequences(ctx, coord.conn, tables, len(opts.Tables) > 0)
+	if err != nil {
+		return err
+	}
+
+	var post *script
+	var matviews []string
+	if !opts.DataOnly {
+		dump, err := findPgDump(opts.PgDump, coord.major)
+		if err != nil {
+			return err
+		}
+		args := dumpArgs{snapshotID: coord.snapshotID, exclude: excluded}
+		if len(opts.Tables) > 0 {
+			args = dumpArgs{snapshotID: coord.snapshotID, include: tables}
+		} else if matviews, err = listMatviews(ctx, coord.conn); err != nil {
+			return err
+		}
+		text, err := dump.section(ctx, opts.SourceURL, "post-data", args)
+		if err != nil {
+			return err
+		}
+		post = parseScript(text)
+		if !state.PreDataDone {
+			text, err := dump.section(ctx, opts.SourceURL, "pre-data", args)
+			if err != nil {
+				return err
+			}
+			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(text), reset); err != nil {
+				return err
+			}
+			state.PreDataDone = true
+			if err := putState(ck, sectionCopy, state); err != nil {
+				return err
+			}
+			log.Info("schema created (pre-data)", "tables", len(tables))
+		}
+	}
+
+	if !opts.SchemaOnly {
+		if err := planParts(ck, sectionCopy, tables, opts.SplitLargerThan, coord.blockSize, opts.Resume); err != nil {
+			return err
+		}
+		l := &loader{ck: ck, section: sectionCopy}
+		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
+			return err
+		}
+		truncated, err := checkTargets(ctx, dst, tables, opts.Resume)
+		if err != nil {
+			return err
+		}
+		if err := reset(); err != nil {
+			return err
+		}
+		if err := savePlans(ck, sectionCopy, tables); err != nil {
+			return err
+		}
+		for _, t := range truncated {
+			log.Warn("resume: truncated half-loaded table", "table", t)
+		}
+		pr := newProgress(ctx, opts.Progress, log, "copy", tables)
+		err = copyData(ctx, opts, coord.snapshotID, l, tables, pr)
+		res.Tables = pr.finish(tables)
+		for _, t := range res.Tables {
+			res.Rows += t.Rows
+			res.Bytes += t.Bytes
+		}
+		if err != nil {
+			return err
+		}
+		if err := setSequences(ctx, dst, seqs, &res.Warnings); err != nil {
+			return err
+		}
+		res.Sequences = len(seqs)
+		state.DataDone = true
+		if err := putState(ck, sectionCopy, state); err != nil {
+			return err
+		}
+	}
+	// The snapshot has served; release the source's locks before the
+	// index builds.
+	coord.close()
+
+	if post != nil && !state.PostDataDone {
+		n, err := applyPostData(ctx, opts, ck, sectionCopy, post)
+		res.PostDataItems = n
+		if err != nil {
+			return err
+		}
+		if err := refreshMatviews(ctx, dst, matviews); err != nil {
+			return err
+		}
+		state.PostDataDone = true
+		if err := putState(ck, sectionCopy, state); err != nil {
+			return err
+		}
+	}
+	if !opts.SchemaOnly && !opts.NoAnalyze {
+		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables); err != nil {
+			return err
+		}
+	}
+	if !opts.SchemaOnly {
+		ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, state.Baseline, log, &res.Warnings)
+		if err != nil {
+			return err
+		}
+		res.Baseline = ok
+	}
+	return nil
+}
+
+// loadState reads the run state when resuming, or starts a fresh one (the
+// caller clears the earlier run's progress before its first write).
+func loadState(ck *checkpoint.DB, section string, resume bool, snapshot string) (*runState, error) {
+	st := &runState{}
+	if resume {
+		if _, err := ck.GetJSON(section, "state", st); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if st.Baseline == "" {
+		st.Baseline, st.Started = snapshot, time.Now()
+	}
+	return st, nil
+}
+
+func putState(ck *checkpoint.DB, section string, st *runState) error {
+	if err := ck.PutJSON(section, "state", st); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// createSchema applies pre-data on a fresh connection after checking that
+// none of the tables exists yet.
+func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, beforeWrite func() error) error {
+	existing, err := targetHasTables(ctx, dst, tables)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return fmt.Errorf("target: table %s already exists (%d of %d): use --data-only to load into an existing schema, or --resume to continue an earlier copy",
+			existing[0], len(existing), len(tables))
+	}
+	if err := beforeWrite(); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return applyPreData(ctx, conn, pre)
+}
+
+// applyPostData builds post-data items, recording each in the checkpoint.
+func applyPostData(ctx context.Context, opts *Options, ck *checkpoint.DB, section string, post *script) (int, error) {
+	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, log: opts.Logger,
+		done: func(key string) bool {
+			var b bool
+			ok, _ := ck.GetJSON(section, key, &b)
+			return ok && b
+		},
+		markDone: func(key string) error { return ck.PutJSON(section, key, true) },
+	}
+	start := time.Now()
+	n, err := r.apply(ctx, post)
+	opts.Logger.Info("post-data built", "items", n, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	return n, err
+}
+
+// copyData streams every unfinished part from the source snapshot to the
+// target with opts.Jobs workers, largest tables first.
+func copyData(ctx context.Context, opts *Options, snapshotID string, l *loader, tables []*Table, pr *progress) error {
+	var todo []*Part
+	for _, t := range sortBySizeDesc(tables) {
+		for _, p := range t.Parts {
+			if p.state.Done {
+				pr.partDone(p, true)
+				continue
+			}
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	ch := make(chan *Part)
+	g.Go(func() error {
+		defer close(ch)
+		for _, p := range todo {
+			select {
+			case ch <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range min(opts.Jobs, len(todo)) {
+		g.Go(func() error {
+			src, err := openSnapshotWorker(ctx, opts.SourceURL, snapshotID)
+			if err != nil {
+				return err
+			}
+			defer src.Close(context.Background())
+			dst, err := openLoadConn(ctx, opts.TargetURL, opts.DataOnly)
+			if err != nil {
+				return err
+			}
+			defer dst.Close(context.Background())
+			for p := range ch {
+				if err := copyPart(ctx, src, dst, l, p, pr); err != nil {
+					return err
+				}
+				if opts.testHookPartLoaded != nil {
+					if err := opts.testHookPartLoaded(p); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// openLoadConn opens a target connection for COPY. With --data-only the
+// schema's triggers and foreign keys exist already; session_replication_role
+// = replica keeps them from firing (and from ordering the loads), where the
+// role may set it.
+func openLoadConn(ctx context.Context, url string, dataOnly bool) (*pgx.Conn, error) {
+	conn, err := connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return nil, err
+	}
+	if dataOnly {
+		_ = conn.PgConn().Exec(ctx, "SET session_replication_role = replica").Close()
+	}
+	return conn, nil
+}
+
+type copyResult struct {
+	rows int64
+	err  error
+}
+
+// copyPart pipes COPY TO on the source into COPY FROM on the target.
+func copyPart(ctx context.Context, src, dst *pgx.Conn, l *loader, p *Part, pr *progress) error {
+	pr.partStarted(p)
+	start := time.Now()
+	pipeR, pipeW := io.Pipe()
+	var bytes countWriter
+	done := make(chan copyResult, 1)
+	go func() {
+		tag, err := src.PgConn().CopyTo(ctx, io.MultiWriter(pipeW, &bytes, pr), p.sourceSQL())
+		pipeW.CloseWithError(err)
+		done <- copyResult{tag.RowsAffected(), err}
+	}()
+	rows, err := l.load(ctx, dst, p, pipeR, func(copyErr error) (int64, error) {
+		if copyErr != nil {
+			pipeR.CloseWithError(copyErr)
+		}
+		r := <-done
+		if r.err != nil && r.err != copyErr {
+			return -1, fmt.Errorf("source: read %s: %s", p, oneLine(r.err))
+		}
+		return r.rows, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := l.done(p, rows, int64(bytes), time.Since(start)); err != nil {
+		return err
+	}
+	pr.partDone(p, false)
+	return nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); return len(b), nil }
+
+// setSequences sets each sequence on the target to its snapshot value.
+func setSequences(ctx context.Context, dst *pgx.Conn, seqs []*Sequence, warnings *[]string) error {
+	for _, s := range seqs {
+		_, err := dst.Exec(ctx, "SELECT pg_catalog.setval($1::regclass, $2, $3)", s.QName(), s.LastValue, s.IsCalled)
+		if err != nil {
+			*warnings = append(*warnings, fmt.Sprintf("sequence %s not set: %s", s.QName(), oneLine(err)))
+		}
+	}
+	return nil
+}
+
+// analyze gives the target planner statistics for the copied tables.
+func analyze(ctx context.Context, url string, jobs int, tables []*Table) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, t := range tables {
+		g.Go(func() error {
+			conn, err := connect(ctx, pgutil.Target, url)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(ctx, "ANALYZE "+t.QName()); err != nil {
+				return fmt.Errorf("target: analyze %s: %s", t.QName(), oneLine(err))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// recordBaseline marks the snapshot as delta round 0 on the target when
+// change capture was installed on the source before the snapshot.
+func recordBaseline(ctx context.Context, url string, captureOn bool, snapshot string, log interface {
+	Warn(string, ...any)
+	Info(string, ...any)
+}, warnings *[]string) (bool, error) {
+	if !captureOn {
+		msg := "change capture was not installed on the source before the copy: final-delta will not be possible from this copy (run `kwickmig db capture install` and copy again)"
+		log.Warn(msg)
+		*warnings = append(*warnings, msg)
+		return false, nil
+	}
+	conn, err := pgutil.Connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	if err := pgdelta.RecordBaseline(ctx, conn, snapshot); err != nil {
+		return false, err
+	}
+	log.Info("baseline recorded for final-delta", "snapshot", snapshot)
+	return true, nil
+}

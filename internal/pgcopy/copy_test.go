@@ -1,0 +1,64 @@
+package pgcopy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kwick/kwickmig/internal/kmtest"
+)
+
+const typesSchema = `
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE TABLE scalars (
+	id int PRIMARY KEY, n numeric, n2 numeric(12,3), f8 float8, f4 float4,
+	ts timestamptz, tl timestamp, d date, tm time, iv interval, j jsonb, js json,
+	ai int[], at text[], b bytea, u uuid, m mood, dm posint, txt text, vc varchar(10),
+	bo bool, ip inet, ch char(3), bits bit varying(8), r int8range, big bigint,
+	g text GENERATED ALWAYS AS (upper(txt)) STORED);
+CREATE TABLE texty (id serial PRIMARY KEY, ma mood[], dma posint[], note text);
+INSERT INTO scalars (id, n, n2, f8, f4, ts, tl, d, tm, iv, j, js, ai, at, b, u, m, dm, txt, vc, bo, ip, ch, bits, r, big) VALUES
+ (1, 123456789012345678901234567890.123456789, 1.5, 'NaN', 'Infinity', '2024-02-29 23:59:59.999999+05:30', '1999-12-31 23:59:59.5',
+  '0044-03-15 BC', '24:00:00', '1 year 2 mons -3 days 04:05:06.789', '{"a": [1, 2.50, null, "x\ty"], "é": {"😀": true}}',
+  '{"keep":  "spacing" ,"dup":1,"dup":2}', '{1,NULL,3}', '{"a b","c,d","e\"f",NULL,"g\\h"}', '\x00ff10', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  'happy', 7, E'tab\there\nnewline\\backslash ünïcødé 😀 \r end', 'short', true, '192.168.0.1/24', 'ab', B'101', '[1,10)', -9223372036854775808),
+ (2, 'NaN', -0.001, '-Infinity', '-0', 'infinity', '-infinity', 'infinity', '00:00:00', '-178000000 years', 'null', '[]',
+  '{}', '{}', '', '00000000-0000-0000-0000-000000000000', 'sad', 1, '', '', false, '::1', '   ', B'', 'empty', 9223372036854775807),
+ (3, 'Infinity', 0, 1e-300, 3.4028235e38, '1970-01-01 00:00:00+00', '2000-01-01', '2000-01-01', '12:34:56.789012', '0', '{"n": 1.0000000000000000001}', '"s"',
+  '{{1,2},{3,4}}', '{"NULL"}', '\\x5c', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, NULL, NULL, 0.1, 0.1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO texty (ma, dma, note) VALUES ('{happy,sad}', '{1,2}', E'a\\b'), (NULL, NULL, NULL), ('{}', '{3}', 'line1
+line2');
+`
+
+func TestCopyTypesRoundTrip(t *testing.T) {
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, typesSchema)
+	res, err := Copy(ctxT(t), testOptions(t, e))
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	sameTables(t, e, 7, "public.scalars", "public.texty")
+	if got := queryInt(t, e.TargetURL, "SELECT nextval('texty_id_seq')"); got != 4 {
+		t.Errorf("target nextval(texty_id_seq)=%d, want 4 (sequence set to the snapshot value)", got)
+	}
+	if res.Rows != 7 || len(res.Tables) != 2 {
+		t.Errorf("result rows=%d tables=%d, want 7, 2", res.Rows, len(res.Tables))
+	}
+	// Generated columns are recomputed on the target, not copied.
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM scalars WHERE g = upper(txt)"); got != 4-1 {
+		t.Errorf("generated column rows=%d, want 3 (the NULL txt row has NULL g)", got)
+	}
+	// Indexes (post-data) exist on the target.
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM pg_indexes WHERE tablename IN ('scalars','texty')"); got != 2 {
+		t.Errorf("target indexes=%d, want 2", got)
+	}
+	for _, tbl := range res.Tables {
+		if tbl.Name == "texty" && tbl.Rows != 3 {
+			t.Errorf("texty rows=%d, want 3", tbl.Rows)
+		}
+	}
+	if res.Snapshot == "" || !strings.Contains(res.Snapshot, ":") {
+		t.Errorf("snapshot=%q, want a pg_snapshot text", res.Snapshot)
+	}
+}

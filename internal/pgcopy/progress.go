@@ -1,0 +1,168 @@
+package pgcopy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// progress tracks bytes and finished tables. On a terminal it draws a bar
+// (bytes against the tables' on-disk size) with the last finished tables
+// below it; otherwise it logs a line per table and one every 10 s.
+type progress struct {
+	log     *slog.Logger
+	bar     *progressbar.ProgressBar
+	w       io.Writer
+	bytes   atomic.Int64
+	total   int64
+	verb    string
+	mu      sync.Mutex
+	results map[*Table]*TableResult
+	left    map[*Table]int
+	started map[*Table]time.Time
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table) *progress {
+	pr := &progress{log: log, verb: verb, results: map[*Table]*TableResult{}, left: map[*Table]int{},
+		started: map[*Table]time.Time{}, stop: make(chan struct{})}
+	for _, t := range tables {
+		pr.total += t.Size
+		pr.results[t] = &TableResult{Schema: t.Schema, Name: t.Name, Parts: len(t.Parts)}
+		pr.left[t] = len(t.Parts)
+	}
+	if w != nil {
+		pr.w = w
+		pr.bar = progressbar.NewOptions64(pr.total, progressbar.OptionSetWriter(w),
+			progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(verb),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetMaxDetailRow(5),
+			progressbar.OptionSetWidth(30), progressbar.OptionShowElapsedTimeOnFinish())
+		return pr
+	}
+	pr.wg.Add(1)
+	go func() {
+		defer pr.wg.Done()
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				pr.log.Info(verb+" progress", "bytes", pr.bytes.Load(), "estimated_total", pr.total)
+			case <-pr.stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return pr
+}
+
+// Write counts streamed bytes (the progress is an io.Writer for io.MultiWriter).
+func (pr *progress) Write(b []byte) (int, error) {
+	pr.bytes.Add(int64(len(b)))
+	if pr.bar != nil {
+		_ = pr.bar.Add64(int64(len(b)))
+	}
+	return len(b), nil
+}
+
+func (pr *progress) partStarted(p *Part) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if _, ok := pr.started[p.Table]; !ok {
+		pr.started[p.Table] = time.Now()
+	}
+}
+
+// partDone adds a finished part; when its table is complete it is reported.
+func (pr *progress) partDone(p *Part, resumed bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	r := pr.results[p.Table]
+	if p.state.Rows > 0 {
+		r.Rows += p.state.Rows
+	}
+	r.Bytes += p.state.Bytes
+	if resumed {
+		r.Resumed++
+	}
+	pr.left[p.Table]--
+	if pr.left[p.Table] > 0 {
+		return
+	}
+	if s, ok := pr.started[p.Table]; ok {
+		r.Seconds = time.Since(s).Seconds()
+	}
+	if pr.bar != nil {
+		_ = pr.bar.AddDetail(fmt.Sprintf("  %s: %d rows, %.1f MB, %.1f s", p.Table.QName(), r.Rows, float64(r.Bytes)/1e6, r.Seconds))
+		return
+	}
+	pr.log.Info(pr.verb+" table", "table", p.Table.QName(), "rows", r.Rows, "bytes", r.Bytes,
+		"seconds", fmt.Sprintf("%.1f", r.Seconds), "parts", r.Parts, "parts_already_done", r.Resumed)
+}
+
+// finish stops the display and returns per-table results in table order.
+func (pr *progress) finish(tables []*Table) []TableResult {
+	close(pr.stop)
+	pr.wg.Wait()
+	if pr.bar != nil {
+		_ = pr.bar.Finish()
+		fmt.Fprintln(pr.w)
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	out := make([]TableResult, 0, len(tables))
+	for _, t := range tables {
+		out = append(out, *pr.results[t])
+	}
+	return out
+}
+
+// WriteSummary prints the per-table summary (rows, bytes, seconds).
+func WriteSummary(w io.Writer, r *Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "table\trows\tbytes\tseconds\tparts\t")
+	tables := append([]TableResult(nil), r.Tables...)
+	sort.SliceStable(tables, func(i, j int) bool { return tables[i].Bytes > tables[j].Bytes })
+	for _, t := range tables {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t\n", displayName(t.Schema, t.Name), t.Rows, t.Bytes, t.Seconds, t.Parts)
+	}
+	fmt.Fprintf(tw, "total: %d tables\t%d\t%d\t%.1f\t\t\n", len(r.Tables), r.Rows, r.Bytes, r.Seconds)
+	tw.Flush()
+	fmt.Fprintf(w, "%s: %d sequences, %d post-data items; snapshot %s\n", r.Command, r.Sequences, r.PostDataItems, r.Snapshot)
+	for _, warn := range r.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
+}
+
+// WriteReport writes the result as JSON to path (atomically).
+func WriteReport(path string, r *Result) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return nil
+}
+
+func displayName(schema, name string) string {
+	return schema + "." + name
+}

@@ -1,0 +1,190 @@
+package pgcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// runPreamble runs pg_dump's SET statements one by one; settings the target
+// does not know (a newer pg_dump's) are skipped, as psql would.
+func runPreamble(ctx context.Context, conn *pgx.Conn, preamble []string) error {
+	for _, stmt := range preamble {
+		err := conn.PgConn().Exec(ctx, stmt).Close()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42704" { // undefined_object: unknown setting
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("target: %s: %s", stmt, oneLine(err))
+		}
+	}
+	return nil
+}
+
+// applyPreData creates types, tables, sequences and functions on the
+// target in one transaction: it either all exists afterwards or none of it.
+func applyPreData(ctx context.Context, conn *pgx.Conn, s *script) error {
+	if err := runPreamble(ctx, conn, s.Preamble); err != nil {
+		return err
+	}
+	var all strings.Builder
+	for _, e := range s.Entries {
+		all.WriteString(e.SQL)
+		all.WriteString("\n")
+	}
+	if all.Len() == 0 {
+		return nil
+	}
+	if err := conn.PgConn().Exec(ctx, all.String()).Close(); err != nil {
+		return fmt.Errorf("target: create schema (pre-data): %s", oneLine(err))
+	}
+	return nil
+}
+
+// entryKey identifies a post-data item in the checkpoint.
+func entryKey(e entry) string {
+	h := sha256.Sum256([]byte(e.SQL))
+	return "post/" + hex.EncodeToString(h[:12])
+}
+
+// postDataRunner builds indexes, constraints and triggers after the data.
+type postDataRunner struct {
+	targetURL string
+	jobs      int
+	log       *slog.Logger
+	done      func(key string) bool
+	markDone  func(key string) error
+}
+
+// apply runs the post-data script: indexes and primary/unique constraints
+// in parallel, then the other items in dump order, then foreign keys in
+// parallel (they need the unique indexes). Items already done (resume) and
+// change-capture triggers are skipped. It returns the number of items run.
+func (r *postDataRunner) apply(ctx context.Context, s *script) (int, error) {
+	var par, serial, fks []entry
+	for _, e := range s.Entries {
+		if isCaptureObject(e) || r.done(entryKey(e)) {
+			continue
+		}
+		switch e.Type {
+		case "INDEX", "CONSTRAINT":
+			par = append(par, e)
+		case "FK CONSTRAINT":
+			fks = append(fks, e)
+		default:
+			serial = append(serial, e)
+		}
+	}
+	n := 0
+	for _, phase := range []struct {
+		items []entry
+		jobs  int
+	}{{par, r.jobs}, {serial, 1}, {fks, r.jobs}} {
+		if err := r.run(ctx, s.Preamble, phase.items, phase.jobs); err != nil {
+			return n, err
+		}
+		n += len(phase.items)
+	}
+	return n, nil
+}
+
+func (r *postDataRunner) run(ctx context.Context, preamble []string, items []entry, jobs int) error {
+	if len(items) == 0 {
+		return nil
+	}
+	jobs = min(jobs, len(items))
+	g, ctx := errgroup.WithContext(ctx)
+	ch := make(chan entry)
+	g.Go(func() error {
+		defer close(ch)
+		for _, e := range items {
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range jobs {
+		g.Go(func() error {
+			conn, err := connect(ctx, pgutil.Target, r.targetURL)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			if err := runPreamble(ctx, conn, preamble); err != nil {
+				return err
+			}
+			// Index builds may use more memory than the default.
+			_ = conn.PgConn().Exec(ctx, "SET maintenance_work_mem = '256MB'").Close()
+			for e := range ch {
+				r.log.Debug("post-data", "type", e.Type, "name", e.Name)
+				if err := conn.PgConn().Exec(ctx, e.SQL).Close(); err != nil {
+					return fmt.Errorf("target: create %s %s: %s", strings.ToLower(e.Type), e.Name, oneLine(err))
+				}
+				if err := r.markDone(entryKey(e)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// listMatviews returns the populated materialized views among the copied
+// schemas (pre-data creates them empty; they are refreshed at the end).
+func listMatviews(ctx context.Context, q *pgx.Conn) ([]string, error) {
+	rows, _ := q.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> '`+captureSchema+`'
+		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+		ORDER BY c.oid`)
+	var out []string
+	var s, n string
+	_, err := pgx.ForEachRow(rows, []any{&s, &n}, func() error {
+		out = append(out, pgutil.QualifiedName(s, n))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source: list materialized views: %s", oneLine(err))
+	}
+	return out, nil
+}
+
+// refreshMatviews populates materialized views on the target.
+func refreshMatviews(ctx context.Context, conn *pgx.Conn, views []string) error {
+	for _, v := range views {
+		if err := conn.PgConn().Exec(ctx, "REFRESH MATERIALIZED VIEW "+v).Close(); err != nil {
+			return fmt.Errorf("target: refresh materialized view %s: %s", v, oneLine(err))
+		}
+	}
+	return nil
+}
+
+// targetHasTables returns the copied tables that already exist on the target.
+func targetHasTables(ctx context.Context, conn *pgx.Conn, tables []*Table) ([]string, error) {
+	var out []string
+	for _, t := range tables {
+		var exists bool
+		err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.QName()).Scan(&exists)
+		if err != nil {
+			return nil, fmt.Errorf("target: %s", oneLine(err))
+		}
+		if exists {
+			out = append(out, t.QName())
+		}
+	}
+	return out, nil
+}
