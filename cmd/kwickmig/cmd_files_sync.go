@@ -30,6 +30,7 @@ type FilesSyncOptions struct {
 	Include        []string
 	Exclude        []string
 	Report         string
+	Multipart      int64
 	S3             s3Options
 }
 
@@ -47,6 +48,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
+	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
 	o.S3.AddFlags(f)
 }
 
@@ -82,6 +84,9 @@ func (o *FilesSyncOptions) validate() error {
 	if o.Walkers < 1 || o.Walkers > 1024 {
 		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
 	}
+	if o.Multipart < 5<<20 {
+		return usageErrorf("--multipart-threshold %d: S3 parts are at least 5 MiB (5242880)", o.Multipart)
+	}
 	for flag, globs := range map[string][]string{"--include": o.Include, "--exclude": o.Exclude} {
 		if err := ksync.ValidateGlobs(globs); err != nil {
 			return usageErrorf("%s: %v", flag, err)
@@ -96,7 +101,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		return err
 	}
 	pacer := objstore.NewPacer(o.S3.MaxRPS)
-	store, err := o.S3.open(ctx, o.Dst, o.Concurrency, pacer)
+	store, err := o.S3.open(ctx, o.Dst, o.Concurrency, o.Multipart, pacer)
 	if err != nil {
 		return err
 	}

@@ -32,14 +32,15 @@ func (o *s3Options) AddFlags(f *pflag.FlagSet) {
 
 // open builds the store for url (s3://bucket/prefix) and proves, with one
 // cheap request, that the bucket exists and the credentials work.
-func (o *s3Options) open(ctx context.Context, url string, concurrency int, pacer *objstore.Pacer) (*s3store.Store, error) {
+// multipart is the size above which uploads use multipart (0: default).
+func (o *s3Options) open(ctx context.Context, url string, concurrency int, multipart int64, pacer *objstore.Pacer) (*s3store.Store, error) {
 	if (o.ClientCert == "") != (o.ClientKey == "") {
 		return nil, usageErrorf("--client-cert and --client-key go together")
 	}
 	st, err := s3store.New(ctx, s3store.Options{
 		URL: url, EndpointURL: o.EndpointURL, Region: o.Region, Profile: o.Profile,
 		CABundle: o.CABundle, ClientCert: o.ClientCert, ClientKey: o.ClientKey,
-		Concurrency: concurrency, Pacer: pacer,
+		Concurrency: concurrency, Pacer: pacer, MultipartThreshold: multipart, PartSize: min(max(multipart, 5<<20), 16<<20),
 	})
 	if err != nil {
 		return nil, err

@@ -40,15 +40,15 @@ type Options struct {
 	// BatchSize and FlushInterval bound the unflushed checkpoint batch.
 	BatchSize     int
 	FlushInterval time.Duration
-	// MultipartThreshold: files larger than this are streamed from disk
-	// rather than buffered (the store decides on multipart).
-	MultipartThreshold int64
 	// Progress, if set, is called from one goroutine every second or so.
 	Progress func(Counters)
 	// Pacer, if set, supplies the throttle count for the result.
 	Pacer *objstore.Pacer
 	// MaxListed caps the failures and missing-file lists kept in the result.
 	MaxListed int
+	// BeforeUpload, if set, runs just before a file is opened for upload
+	// (tests use it to change or remove files between walk and upload).
+	BeforeUpload func(rel string)
 }
 
 func (o *Options) fill() {
@@ -63,9 +63,6 @@ func (o *Options) fill() {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
-	}
-	if o.MultipartThreshold <= 0 {
-		o.MultipartThreshold = 64 << 20
 	}
 	if o.MaxListed <= 0 {
 		o.MaxListed = 10000

@@ -103,6 +103,9 @@ func (s *Syncer) objectKey(rel string) (string, error) {
 // put reads and uploads the file. With --checksum and an old record whose
 // hash matches, it only refreshes the record (uploaded=false).
 func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.FileRecord, uploaded bool, err error) {
+	if s.opts.BeforeUpload != nil {
+		s.opts.BeforeUpload(j.rel)
+	}
 	path := filepath.Join(s.opts.Src, j.rel)
 	flags := os.O_RDONLY | syscall.O_NONBLOCK // never hang on a FIFO swapped in since the walk
 	if !s.opts.FollowSymlinks {
