@@ -60,8 +60,8 @@ func (p *Pacer) Wait(ctx context.Context) error {
 }
 
 // Throttled records a throttling response: the rate is cut to 70% of what
-// was being achieved, at most once per 200 ms (one burst of 503s is one
-// signal, not sixty-four).
+// was being achieved, at most once per second (one burst of 503s from 64
+// requests in flight is one signal, not sixty-four).
 func (p *Pacer) Throttled() {
 	if p == nil {
 		return
@@ -70,7 +70,7 @@ func (p *Pacer) Throttled() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if now.Sub(p.lastCut) < 200*time.Millisecond {
+	if now.Sub(p.lastCut) < time.Second {
 		return
 	}
 	p.lastCut = now
@@ -84,9 +84,10 @@ func (p *Pacer) Throttled() {
 	p.rate = max(cur*0.7, 1)
 }
 
-// Succeeded records a successful request: the rate grows additively, and
-// the limit is lifted entirely once it passes the cap (or, without a cap,
-// once it is well above what is being achieved).
+// Succeeded records a successful request: a second after the last cut the
+// rate grows by 1% per success (so it recovers within seconds when the
+// throttling stops), and the limit is lifted entirely once it passes the cap
+// (or, without a cap, once it is well above what is being achieved).
 func (p *Pacer) Succeeded() {
 	if p == nil {
 		return
@@ -96,7 +97,7 @@ func (p *Pacer) Succeeded() {
 	if p.rate <= 0 || time.Since(p.lastCut) < time.Second {
 		return
 	}
-	p.rate += 0.5
+	p.rate *= 1.01
 	if p.max > 0 && p.rate >= p.max {
 		p.rate = p.max
 	} else if p.max == 0 && p.rate > 2*p.observed.rate()+10 {

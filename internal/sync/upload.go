@@ -148,10 +148,9 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 			return nil, false, err
 		}
 		sum = h.Sum32()
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, false, err
-		}
-		body = f
+		// Exactly the stat'ed size, even if the file grows meanwhile (the
+		// change is caught by the stat after the upload).
+		body = io.NewSectionReader(f, 0, rec.Size)
 	}
 	rec.CRC32C = sum
 	// Bytes read must match the stat taken before reading.
