@@ -5,6 +5,8 @@
 package faultproxy
 
 import (
+	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -54,6 +56,7 @@ func New(target string, f Faults) (*Proxy, error) {
 		director(r)
 		r.Host = host
 	}
+	rp.ErrorLog = log.New(io.Discard, "", 0) // aborted client requests are expected here
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{}).DialContext}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.Requests.Add(1)
