@@ -1,7 +1,6 @@
 package pgdelta
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -11,40 +10,54 @@ import (
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
-// logRow is one change from the source's kwickmig.log. Key, OldKey and Data
-// are jsonb text as the source produced it.
+// logRow is one change from the source's kwickmig.log: keys and column
+// values in their text form (nil for NULL), as the trigger logged them.
 type logRow struct {
-	ID     int64   `json:"id"`
-	Txid   uint64  `json:"x"`
-	TID    int32   `json:"t"`
-	Op     string  `json:"op"` // I U D T
-	Key    rawJSON `json:"k,omitempty"`
-	OldKey rawJSON `json:"ok,omitempty"`
-	Data   rawJSON `json:"d,omitempty"`
+	ID     int64     `json:"id"`
+	Txid   uint64    `json:"x"`
+	TID    int32     `json:"t"`
+	Op     string    `json:"op"` // I U D T
+	Key    []string  `json:"k,omitempty"`
+	OldKey []string  `json:"ok,omitempty"`
+	Data   []*string `json:"d,omitempty"`
 }
 
-// newTableInfo builds the set-based statements for one table. Rows arrive as
-// a jsonb array; jsonb_populate_recordset turns each object back into the
-// table's own column types with their input functions, so numeric, float
-// NaN/Infinity, bytea, arrays, intervals, enums and domains come back exact.
-func newTableInfo(c captured, tgtCols []column) *tableInfo {
+// newTableInfo builds the set-based statements for one table. Each logged
+// column arrives as one text[] parameter and is cast to the target column's
+// type, which runs the type's input function on the text its output
+// function produced on the source: exact, as COPY's text format is.
+func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 	ti := &tableInfo{captured: c}
 	q := c.qname()
+	types := map[string]column{}
+	for _, col := range tgtCols {
+		types[col.Name] = col
+	}
 	isKey := map[string]bool{}
-	var keys, conds []string
-	for _, k := range c.Key {
+	var keys, conds, keyParams, keyAliases []string
+	for i, k := range c.Key {
+		col, ok := types[k]
+		if !ok {
+			return nil, fmt.Errorf("%s (key column %s missing on target)", c.display(), pgutil.QuoteIdent(k))
+		}
 		isKey[k] = true
 		keys = append(keys, pgutil.QuoteIdent(k))
-		conds = append(conds, fmt.Sprintf("d.%[1]s = r.%[1]s", pgutil.QuoteIdent(k)))
+		keyParams = append(keyParams, fmt.Sprintf("$%d::text[]", i+1))
+		keyAliases = append(keyAliases, fmt.Sprintf("a%d", i+1))
+		conds = append(conds, fmt.Sprintf("d.%s = r.a%d::%s", pgutil.QuoteIdent(k), i+1, col.Type))
 	}
-	var sets []string
-	for _, col := range tgtCols {
-		if col.Generated {
-			continue
+	var cols, params, aliases, exprs, sets []string
+	for i, name := range c.Cols {
+		col, ok := types[name]
+		if !ok || col.Generated {
+			return nil, fmt.Errorf("%s (column %s missing or generated on target)", c.display(), pgutil.QuoteIdent(name))
 		}
-		qc := pgutil.QuoteIdent(col.Name)
-		ti.cols = append(ti.cols, qc)
-		if !isKey[col.Name] {
+		qc := pgutil.QuoteIdent(name)
+		cols = append(cols, qc)
+		params = append(params, fmt.Sprintf("$%d::text[]", i+1))
+		aliases = append(aliases, fmt.Sprintf("a%d", i+1))
+		exprs = append(exprs, fmt.Sprintf("r.a%d::%s", i+1, col.Type))
+		if !isKey[name] {
 			sets = append(sets, fmt.Sprintf("%[1]s = EXCLUDED.%[1]s", qc))
 		}
 	}
@@ -52,13 +65,12 @@ func newTableInfo(c captured, tgtCols []column) *tableInfo {
 	if len(sets) > 0 {
 		conflict = "DO UPDATE SET " + strings.Join(sets, ", ")
 	}
-	cols := strings.Join(ti.cols, ", ")
-	ti.upsertSQL = fmt.Sprintf(`INSERT INTO %s AS d (%s) OVERRIDING SYSTEM VALUE
-SELECT %s FROM jsonb_populate_recordset(NULL::%s, $1::jsonb)
-ON CONFLICT (%s) %s`, q, cols, cols, q, strings.Join(keys, ", "), conflict)
-	ti.deleteSQL = fmt.Sprintf(`DELETE FROM %s AS d USING jsonb_populate_recordset(NULL::%s, $1::jsonb) AS r WHERE %s`,
-		q, q, strings.Join(conds, " AND "))
-	return ti
+	ti.upsertSQL = fmt.Sprintf("INSERT INTO %s AS d (%s) OVERRIDING SYSTEM VALUE\nSELECT %s FROM unnest(%s) AS r(%s)\nON CONFLICT (%s) %s",
+		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "),
+		strings.Join(keys, ", "), conflict)
+	ti.deleteSQL = fmt.Sprintf("DELETE FROM %s AS d USING unnest(%s) AS r(%s) WHERE %s",
+		q, strings.Join(keyParams, ", "), strings.Join(keyAliases, ", "), strings.Join(conds, " AND "))
+	return ti, nil
 }
 
 // applier turns a bounded slice of log rows, in log-id order, into a few
@@ -73,17 +85,33 @@ type applier struct {
 
 type group struct {
 	info *tableInfo
-	dels []rawJSON
-	ups  []rawJSON
+	dels [][]string
+	ups  [][]*string
 	keys map[string]struct{}
 }
 
-func (g *group) has(k rawJSON) bool {
+func keyString(k []string) string { return strings.Join(k, "\x00") }
+
+func (g *group) has(k []string) bool {
 	if k == nil {
 		return false
 	}
-	_, ok := g.keys[string(k)]
+	_, ok := g.keys[keyString(k)]
 	return ok
+}
+
+// columns transposes rows into one array per column, the statements'
+// parameters.
+func columns[T string | *string](rows [][]T, n int) []any {
+	out := make([]any, n)
+	for j := 0; j < n; j++ {
+		col := make([]T, len(rows))
+		for i, r := range rows {
+			col[i] = r[j]
+		}
+		out[j] = col
+	}
+	return out
 }
 
 // apply queues the statements for rows on a batch and runs them in tx.
@@ -96,11 +124,11 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 			return
 		}
 		if len(g.dels) > 0 {
-			b.Queue(g.info.deleteSQL, jsonArray(g.dels))
+			b.Queue(g.info.deleteSQL, columns(g.dels, len(g.info.Key))...)
 			labels = append(labels, "delete from "+g.info.display())
 		}
 		if len(g.ups) > 0 {
-			b.Queue(g.info.upsertSQL, jsonArray(g.ups))
+			b.Queue(g.info.upsertSQL, columns(g.ups, len(g.info.Cols))...)
 			labels = append(labels, "upsert into "+g.info.display())
 		}
 		g = nil
@@ -134,6 +162,10 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 			labels = append(labels, "truncate "+strings.Join(disp, ", "))
 			continue
 		}
+		if len(r.Key) != len(info.Key) || (r.Op != "D" && len(r.Data) != len(info.Cols)) {
+			return fmt.Errorf("log row %d for %s: %d key and %d column values, want %d and %d",
+				r.ID, info.display(), len(r.Key), len(r.Data), len(info.Key), len(info.Cols))
+		}
 		if g != nil && (g.info != info || g.has(r.Key) || g.has(r.OldKey)) {
 			flush()
 		}
@@ -146,7 +178,7 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		case "U":
 			if r.OldKey != nil {
 				g.dels = append(g.dels, r.OldKey)
-				g.keys[string(r.OldKey)] = struct{}{}
+				g.keys[keyString(r.OldKey)] = struct{}{}
 			}
 			g.ups = append(g.ups, r.Data)
 		case "D":
@@ -154,7 +186,7 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		default:
 			return fmt.Errorf("log row %d: unknown operation %q", r.ID, r.Op)
 		}
-		g.keys[string(r.Key)] = struct{}{}
+		g.keys[keyString(r.Key)] = struct{}{}
 	}
 	flush()
 	if b.Len() == 0 {
@@ -168,47 +200,6 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		}
 	}
 	return br.Close()
-}
-
-// jsonArray joins jsonb texts into one JSON array text.
-func jsonArray(items []rawJSON) string {
-	n := 2
-	for _, it := range items {
-		n += len(it) + 1
-	}
-	var buf bytes.Buffer
-	buf.Grow(n)
-	buf.WriteByte('[')
-	for i, it := range items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(it)
-	}
-	buf.WriteByte(']')
-	return buf.String()
-}
-
-// rawJSON is JSON text kept verbatim (json.RawMessage that stays nil for
-// SQL NULL and JSON null alike).
-type rawJSON []byte
-
-// MarshalJSON implements json.Marshaler.
-func (r rawJSON) MarshalJSON() ([]byte, error) {
-	if r == nil {
-		return []byte("null"), nil
-	}
-	return r, nil
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (r *rawJSON) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*r = nil
-		return nil
-	}
-	*r = append((*r)[:0], b...)
-	return nil
 }
 
 // setupTarget prepares a target session for applying: triggers and foreign

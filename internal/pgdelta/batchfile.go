@@ -52,7 +52,8 @@ type manifestTable struct {
 	Schema  string   `json:"schema"`
 	Name    string   `json:"name"`
 	Key     []string `json:"key"`
-	Columns []string `json:"columns"`
+	Logged  []string `json:"logged"`  // columns of a change's data, in order
+	Columns []string `json:"columns"` // all columns on the source
 }
 
 type manifestPart struct {

@@ -23,6 +23,7 @@ var sourceDDL = []string{
 		schema_name text NOT NULL,
 		table_name  text NOT NULL,
 		key_cols    text[] NOT NULL,
+		cols        text[] NOT NULL,        -- logged columns (not generated), in data order
 		fingerprint text NOT NULL
 	)`,
 	`CREATE TABLE kwickmig.log (
@@ -30,9 +31,9 @@ var sourceDDL = []string{
 		txid      xid8 NOT NULL DEFAULT pg_current_xact_id(),
 		tid       integer NOT NULL,
 		op        "char" NOT NULL,  -- I U D T
-		key       jsonb,            -- key of the row written (I, U) or deleted (D)
-		old_key   jsonb,            -- U only, when the update changed the key
-		data      jsonb,            -- the new row (I, U)
+		key       text[],           -- key of the row written (I, U) or deleted (D), as text
+		old_key   text[],           -- U only, when the update changed the key's text
+		data      text[],           -- the new row (I, U): each column's text form, as COPY has it
 		logged_at timestamptz NOT NULL DEFAULT now()
 	)`,
 	`CREATE INDEX log_txid ON kwickmig.log (txid)`,
@@ -104,7 +105,7 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 		}
 	}
 	if len(noKey) > 0 {
-		return res, fmt.Errorf("source: capture not installed: %d %s: %s (add a primary key, or leave them out with --exclude-table and copy them separately)",
+		return res, fmt.Errorf("source: capture not installed: %d %w: %s (add a primary key, or leave them out with --exclude-table and copy them separately)",
 			len(noKey), ErrNoKey, strings.Join(sortedNames(noKey), ", "))
 	}
 	lt := opts.LockTimeout
@@ -122,11 +123,21 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 		}
 		for i, t := range tables {
 			tid := i + 1
-			if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.tables VALUES ($1, $2, $3, $4, $5, $6)`,
-				tid, t.OID, t.Schema, t.Name, t.Key, t.Fingerprint); err != nil {
+			cols, err := tableColumns(ctx, tx.Conn(), t.Schema, t.Name)
+			if err != nil {
+				return fmt.Errorf("read columns of %s: %w", t.display(), err)
+			}
+			var logged []string
+			for _, c := range cols {
+				if !c.Generated {
+					logged = append(logged, c.Name)
+				}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.tables VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				tid, t.OID, t.Schema, t.Name, t.Key, logged, t.Fingerprint); err != nil {
 				return err
 			}
-			for _, stmt := range triggerSQL(tid, t) {
+			for _, stmt := range triggerSQL(tid, t, logged) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
 				}
@@ -147,38 +158,43 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 }
 
 // triggerSQL generates the per-table trigger function and triggers. Every
-// identifier is quoted; the JSON keys are string literals.
-func triggerSQL(tid int, t table) []string {
+// identifier is quoted. Values are logged in their text form (the cast to
+// text is the type's output function, as COPY uses), so applying them with
+// casts back to the column types is exact for every type: numeric scale,
+// float NaN/Infinity and -0, json whitespace, jsonb 'null' versus NULL,
+// arrays with bounds, bytea, intervals, enums, domains.
+func triggerSQL(tid int, t table, cols []string) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
-	keyOf := func(rec string) string {
-		var b strings.Builder
-		b.WriteString("jsonb_build_object(")
-		for i, k := range t.Key {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s, %s.%s", quoteLiteral(k), rec, pgutil.QuoteIdent(k))
+	textArray := func(rec string, names []string) string {
+		if len(names) == 0 {
+			return "'{}'::text[]"
 		}
-		b.WriteString(")")
-		return b.String()
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = fmt.Sprintf("%s.%s::text", rec, pgutil.QuoteIdent(n))
+		}
+		return "ARRAY[" + strings.Join(parts, ", ") + "]"
 	}
 	// SECURITY DEFINER: application roles need no rights on kwickmig. The SET
-	// clauses make to_jsonb's output exact whatever the writer's session set:
-	// shortest-exact floats and unambiguous intervals.
+	// clauses fix every setting that changes a value's text form, whatever
+	// the writer's session set: shortest-exact floats, ISO dates in UTC,
+	// unambiguous intervals, hex bytea.
 	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET extra_float_digits = 1
+SET datestyle = ISO
+SET timezone = UTC
 SET intervalstyle = postgres
 SET bytea_output = hex
 AS $kwickmig$
 DECLARE
-	k jsonb;
+	k text[];
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, to_jsonb(NEW));
+		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, %[5]s);
 	ELSIF TG_OP = 'UPDATE' THEN
 		k := %[3]s;
-		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, NULLIF(%[4]s, k), to_jsonb(NEW));
+		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, NULLIF(%[4]s, k), %[5]s);
 	ELSIF TG_OP = 'DELETE' THEN
 		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'D', %[4]s);
 	ELSE
@@ -186,7 +202,7 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END
-$kwickmig$`, fn, tid, keyOf("NEW"), keyOf("OLD"))
+$kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols))
 	q := t.qname()
 	return []string{
 		body,

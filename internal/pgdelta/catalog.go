@@ -124,14 +124,17 @@ func listTables(ctx context.Context, conn *pgx.Conn) ([]table, error) {
 // column is one column of a target table, as the apply needs it.
 type column struct {
 	Name      string
-	Generated bool // GENERATED ALWAYS AS (…) STORED: computed by the target, never written
+	Type      string // format_type: resolvable in the session that read it
+	Generated bool   // GENERATED ALWAYS AS (…) STORED: computed by the target, never written
 }
 
 // tableColumns returns the non-dropped columns of schema.name on conn in
 // attnum order, or nil if the table does not exist.
 func tableColumns(ctx context.Context, conn *pgx.Conn, schema, name string) ([]column, error) {
+	// format_type qualifies a type exactly when this session's search_path
+	// does not see it, so the apply statements (same session) resolve it.
 	rows, err := conn.Query(ctx, `
-		SELECT a.attname, a.attgenerated <> ''
+		SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated <> ''
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -142,7 +145,7 @@ func tableColumns(ctx context.Context, conn *pgx.Conn, schema, name string) ([]c
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
 		var c column
-		err := r.Scan(&c.Name, &c.Generated)
+		err := r.Scan(&c.Name, &c.Type, &c.Generated)
 		return c, err
 	})
 }

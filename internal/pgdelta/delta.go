@@ -222,7 +222,7 @@ var testHookBatch func(ctx context.Context, tx pgx.Tx) error
 // roundSQL selects a round's changes: committed in tick k ($2) and not in
 // tick k-1 ($1), found through the txid index in [xmin(k-1), xmax(k)), in
 // log-id order, after the round's progress ($3).
-const roundSQL = `SELECT id, txid::text::bigint, tid, op::text, key::text, old_key::text, data::text
+const roundSQL = `SELECT id, txid::text::bigint, tid, op::text, key, old_key, data
 FROM kwickmig.log
 WHERE txid >= pg_snapshot_xmin($1::pg_snapshot) AND txid < pg_snapshot_xmax($2::pg_snapshot)
   AND pg_visible_in_snapshot(txid, $2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $1::pg_snapshot)
@@ -240,12 +240,10 @@ func scanRound(ctx context.Context, source *pgx.Conn, prev, tick string, after i
 	for rows.Next() {
 		var r logRow
 		var txid int64
-		var key, oldKey, data *string
-		if err := rows.Scan(&r.ID, &txid, &r.TID, &r.Op, &key, &oldKey, &data); err != nil {
+		if err := rows.Scan(&r.ID, &txid, &r.TID, &r.Op, &r.Key, &r.OldKey, &r.Data); err != nil {
 			return fmt.Errorf("source: read change log: %w", err)
 		}
 		r.Txid = uint64(txid)
-		r.Key, r.OldKey, r.Data = rawOf(key), rawOf(oldKey), rawOf(data)
 		buf = append(buf, r)
 		if len(buf) == n {
 			if err := fn(buf); err != nil {
@@ -259,13 +257,6 @@ func scanRound(ctx context.Context, source *pgx.Conn, prev, tick string, after i
 	}
 	rows.Close()
 	return fn(buf)
-}
-
-func rawOf(s *string) rawJSON {
-	if s == nil {
-		return nil
-	}
-	return rawJSON(*s)
 }
 
 // runRound applies round r (resuming after r.LastLogID) in target

@@ -82,6 +82,10 @@ func (e *env) bulkCopy(between func()) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if _, err := tgt.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		e.t.Fatal(err)
+	}
+	defer tgt.Exec(ctx, "RESET session_replication_role")
 	for _, tb := range tables {
 		cols, err := tableColumns(ctx, src, tb.Schema, tb.Name)
 		if err != nil {

@@ -81,7 +81,7 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 		if err != nil {
 			return res, fmt.Errorf("source: read columns of %s: %w", c.display(), err)
 		}
-		mt := manifestTable{TID: c.TID, Schema: c.Schema, Name: c.Name, Key: c.Key}
+		mt := manifestTable{TID: c.TID, Schema: c.Schema, Name: c.Name, Key: c.Key, Logged: c.Cols}
 		for _, col := range cols {
 			mt.Columns = append(mt.Columns, col.Name)
 		}
@@ -302,7 +302,7 @@ func manifestTables(ctx context.Context, target *pgx.Conn, m manifest) (map[int3
 	infos := map[int32]*tableInfo{}
 	var problems []string
 	for _, t := range m.Tables {
-		c := captured{TID: t.TID, table: table{Schema: t.Schema, Name: t.Name, Key: t.Key}}
+		c := captured{TID: t.TID, Cols: t.Logged, table: table{Schema: t.Schema, Name: t.Name, Key: t.Key}}
 		cols, err := tableColumns(ctx, target, t.Schema, t.Name)
 		if err != nil {
 			return nil, fmt.Errorf("target: read columns of %s: %w", c.display(), err)
@@ -319,7 +319,12 @@ func manifestTables(ctx context.Context, target *pgx.Conn, m manifest) (map[int3
 			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
 			continue
 		}
-		infos[t.TID] = newTableInfo(c, cols)
+		ti, err := newTableInfo(c, cols)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		infos[t.TID] = ti
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)

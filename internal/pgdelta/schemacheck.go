@@ -16,20 +16,21 @@ var ErrSchemaChanged = errors.New("schema changed")
 
 // captured is a table as recorded at capture install.
 type captured struct {
-	TID int32
+	TID  int32
+	Cols []string // logged columns, in the order of a log row's data
 	table
 }
 
 // capturedTables reads kwickmig.tables from the source.
 func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
-	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, fingerprint
+	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, cols, fingerprint
 		FROM kwickmig.tables ORDER BY tid`)
 	if err != nil {
 		return nil, fmt.Errorf("source: read captured tables: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (captured, error) {
 		var c captured
-		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Fingerprint)
+		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Cols, &c.Fingerprint)
 		return c, err
 	})
 }
@@ -95,9 +96,8 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 // tableInfo is a captured table ready to apply on the target.
 type tableInfo struct {
 	captured
-	cols      []string // target columns written (not generated), quoted
-	upsertSQL string
-	deleteSQL string
+	upsertSQL string // $1..$n: one text[] per logged column
+	deleteSQL string // $1..$k: one text[] per key column
 }
 
 // prepareTargetTables checks that every captured table exists on the target
@@ -123,7 +123,12 @@ func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []c
 			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
 			continue
 		}
-		infos[c.TID] = newTableInfo(c, tgtCols)
+		ti, err := newTableInfo(c, tgtCols)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		infos[c.TID] = ti
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
