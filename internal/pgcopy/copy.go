@@ -161,7 +161,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		if err := planParts(ck, sectionCopy, tables, opts.SplitLargerThan, coord.blockSize, opts.Resume); err != nil {
 			return err
 		}
-		l := &loader{ck: ck, section: sectionCopy}
+		l := &loader{ck: ck, section: sectionCopy, freeze: !opts.DataOnly}
 		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
 			return err
 		}

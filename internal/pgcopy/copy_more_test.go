@@ -28,6 +28,7 @@ INSERT INTO public."MixedCase" VALUES (1, 'g1'), (2, 'g2');
 `
 
 func TestCopyHostileIdentifiers(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, hostileSchema)
 	res, err := Copy(ctxT(t), testOptions(t, e))
@@ -47,6 +48,7 @@ func TestCopyHostileIdentifiers(t *testing.T) {
 }
 
 func TestCopyTableFilter(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, hostileSchema)
 	for _, tc := range []struct {
@@ -83,15 +85,16 @@ func TestCopyTableFilter(t *testing.T) {
 	}
 }
 
-// bigTable makes a table of about 8 MB (1,000 pages) that splits at 1 MB.
+// bigTable makes a table of about 2.7 MB (330 pages) that splits at 256 kB.
 const bigTable = `CREATE TABLE big (id bigint PRIMARY KEY, pad text, j jsonb);
-INSERT INTO big SELECT i, repeat(md5(i::text), 3), jsonb_build_object('i', i) FROM generate_series(1, 60000) i;`
+INSERT INTO big SELECT i, repeat(md5(i::text), 3), jsonb_build_object('i', i) FROM generate_series(1, 20000) i;`
 
 func TestCopySplitRanges(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, bigTable)
 	opts := testOptions(t, e)
-	opts.SplitLargerThan = 1 << 20
+	opts.SplitLargerThan = 256 << 10
 	res, err := Copy(ctxT(t), opts)
 	if err != nil {
 		t.Fatalf("copy: %v", err)
@@ -99,10 +102,10 @@ func TestCopySplitRanges(t *testing.T) {
 	if len(res.Tables) != 1 || res.Tables[0].Parts < 5 {
 		t.Fatalf("tables=%+v, want one table in at least 5 parts", res.Tables)
 	}
-	if res.Tables[0].Rows != 60000 {
-		t.Errorf("rows=%d, want 60000", res.Tables[0].Rows)
+	if res.Tables[0].Rows != 20000 {
+		t.Errorf("rows=%d, want 20000", res.Tables[0].Rows)
 	}
-	sameTables(t, e, 60000, "public.big")
+	sameTables(t, e, 20000, "public.big")
 }
 
 func TestSplitRanges(t *testing.T) {
@@ -122,10 +125,11 @@ func TestSplitRanges(t *testing.T) {
 }
 
 func TestCopyResumeAfterFailure(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, bigTable, `CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 100)`)
 	opts := testOptions(t, e)
-	opts.SplitLargerThan = 1 << 20
+	opts.SplitLargerThan = 256 << 10
 	opts.Jobs = 1
 	var loaded atomic.Int32
 	induced := errors.New("induced failure")
@@ -139,7 +143,7 @@ func TestCopyResumeAfterFailure(t *testing.T) {
 		t.Fatalf("first run err=%v, want the induced failure", err)
 	}
 	partial := queryInt(t, e.TargetURL, "SELECT count(*) FROM big")
-	if partial == 0 || partial == 60000 {
+	if partial == 0 || partial == 20000 {
 		t.Fatalf("after the failure target has %d rows, want a partial load", partial)
 	}
 	// Without --resume the half-loaded target is refused.
@@ -152,7 +156,7 @@ func TestCopyResumeAfterFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resume: %v", err)
 	}
-	sameTables(t, e, 60100, "public.big", "public.small")
+	sameTables(t, e, 20100, "public.big", "public.small")
 	resumed := 0
 	for _, tb := range res.Tables {
 		resumed += tb.Resumed
@@ -163,6 +167,7 @@ func TestCopyResumeAfterFailure(t *testing.T) {
 }
 
 func TestCopyRefusesBadTargets(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, target string
 		dataOnly     bool
@@ -182,6 +187,7 @@ func TestCopyRefusesBadTargets(t *testing.T) {
 		{name: "missing table", target: `SELECT 1`, dataOnly: true, wantErr: `table "public"."t" does not exist`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := kmtest.PG(t)
 			kmtest.Exec(t, e.SourceURL, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b');
 				CREATE TABLE u (id int); INSERT INTO u VALUES (1)`)
@@ -201,6 +207,7 @@ func TestCopyRefusesBadTargets(t *testing.T) {
 }
 
 func TestCopyTableDroppedDuringCopy(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, `CREATE TABLE keep (id int); CREATE TABLE "Gone Soon" (id int); INSERT INTO "Gone Soon" VALUES (1)`)
 	opts := testOptions(t, e)
@@ -215,11 +222,12 @@ func TestCopyTableDroppedDuringCopy(t *testing.T) {
 // target must equal the source as of the snapshot, so rows committed after
 // it are absent.
 func TestCopyConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, bigTable, `CREATE TABLE events (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp(), v int);
 		INSERT INTO events (v) SELECT generate_series(1, 1000)`)
 	opts := testOptions(t, e)
-	opts.SplitLargerThan = 1 << 20
+	opts.SplitLargerThan = 256 << 10
 	ctx := ctxT(t)
 	var before, after atomic.Int64
 	var wg sync.WaitGroup
@@ -251,7 +259,7 @@ func TestCopyConcurrentWriters(t *testing.T) {
 			default:
 			}
 			err := c.PgConn().Exec(context.Background(), fmt.Sprintf(`INSERT INTO events (v) VALUES (%[1]d);
-				UPDATE big SET pad = 'changed' WHERE id = %[1]d + 1; DELETE FROM big WHERE id = 60000 - %[1]d`, i)).Close()
+				UPDATE big SET pad = 'changed' WHERE id = %[1]d + 1; DELETE FROM big WHERE id = 20000 - %[1]d`, i)).Close()
 			if err != nil {
 				t.Errorf("writer: %v", err)
 				return
@@ -285,8 +293,8 @@ func TestCopyConcurrentWriters(t *testing.T) {
 	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM big WHERE pad = 'changed'"); got != n {
 		t.Errorf("target big changed rows=%d, want %d (same instant as events)", got, n)
 	}
-	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM big"); got != 60000-n {
-		t.Errorf("target big rows=%d, want %d", got, 60000-n)
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM big"); got != 20000-n {
+		t.Errorf("target big rows=%d, want %d", got, 20000-n)
 	}
 	if res.Snapshot == "" {
 		t.Error("no snapshot recorded")

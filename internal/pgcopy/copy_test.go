@@ -32,6 +32,7 @@ line2');
 `
 
 func TestCopyTypesRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := kmtest.PG(t)
 	kmtest.Exec(t, e.SourceURL, typesSchema)
 	res, err := Copy(ctxT(t), testOptions(t, e))

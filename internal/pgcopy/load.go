@@ -30,6 +30,12 @@ type partState struct {
 type loader struct {
 	ck      *checkpoint.DB
 	section string
+	// freeze loads whole tables as TRUNCATE + COPY … FREEZE in one
+	// transaction: rows are written frozen (no later hint-bit or
+	// anti-wraparound rewrite) and, on servers with wal_level = minimal,
+	// without WAL. Only when kwickmig created the tables (not --data-only,
+	// where foreign keys would refuse the TRUNCATE).
+	freeze bool
 }
 
 func (l *loader) put(p *Part) error {
@@ -59,7 +65,14 @@ func (l *loader) load(ctx context.Context, dst *pgx.Conn, p *Part, r io.Reader, 
 		rollback()
 		return 0, err
 	}
-	tag, copyErr := dst.PgConn().CopyFrom(ctx, r, p.targetSQL())
+	freeze := l.freeze && p.Count == 1
+	if freeze {
+		if _, err := dst.Exec(ctx, "TRUNCATE ONLY "+p.Table.QName()); err != nil {
+			rollback()
+			return 0, fmt.Errorf("target: truncate %s: %s", p, oneLine(err))
+		}
+	}
+	tag, copyErr := dst.PgConn().CopyFrom(ctx, r, p.targetSQL(freeze))
 	srcRows, err := finish(copyErr)
 	if err != nil {
 		rollback()

@@ -45,9 +45,13 @@ func (p *Part) sourceSQL() string {
 }
 
 // targetSQL is the COPY … FROM STDIN that loads the part.
-func (p *Part) targetSQL() string {
+func (p *Part) targetSQL(freeze bool) string {
 	t := p.Table
-	return "COPY " + t.QName() + " " + t.columnList() + " FROM STDIN " + t.copyFormat()
+	format := t.copyFormat()
+	if freeze {
+		format = format[:len(format)-1] + ", FREEZE)"
+	}
+	return "COPY " + t.QName() + " " + t.columnList() + " FROM STDIN " + format
 }
 
 // pageRange is a stored split: [From, To) pages, To 0 = open end.
