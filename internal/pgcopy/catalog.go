@@ -3,7 +3,6 @@ package pgcopy
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -321,13 +320,6 @@ func lockTables(ctx context.Context, q *pgx.Conn, tables []*Table) error {
 		}
 	}
 	return nil
-}
-
-// sortBySizeDesc orders tables largest first so the long ones start early.
-func sortBySizeDesc(tables []*Table) []*Table {
-	out := append([]*Table(nil), tables...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Size > out[j].Size })
-	return out
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -293,16 +293,12 @@ func applyPostData(ctx context.Context, opts *Options, ck *checkpoint.DB, sectio
 // copyData streams every unfinished part from the source snapshot to the
 // target with opts.Jobs workers, largest tables first.
 func copyData(ctx context.Context, opts *Options, snapshotID string, l *loader, tables []*Table, pr *progress) error {
-	var todo []*Part
-	for _, t := range sortBySizeDesc(tables) {
-		for _, p := range t.Parts {
-			if p.state.Done {
-				pr.partDone(p, true)
-				continue
-			}
-			todo = append(todo, p)
+	todo := schedule(tables, func(p *Part) bool {
+		if p.state.Done {
+			pr.partDone(p, true)
 		}
-	}
+		return p.state.Done
+	})
 	if len(todo) == 0 {
 		return nil
 	}

@@ -63,3 +63,33 @@ func TestCopyTypesRoundTrip(t *testing.T) {
 		t.Errorf("snapshot=%q, want a pg_snapshot text", res.Snapshot)
 	}
 }
+
+// TestCopySchemaOnlyThenDataOnly: the schema first, then the data into it
+// (foreign keys and indexes already in place, parts loaded in any order).
+func TestCopySchemaOnlyThenDataOnly(t *testing.T) {
+	t.Parallel()
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE parent (id int PRIMARY KEY, v text);
+		CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES parent, note text);
+		INSERT INTO parent SELECT i, 'p' || i FROM generate_series(1, 200) i;
+		INSERT INTO child SELECT i, 1 + i % 200, repeat('x', 200) FROM generate_series(1, 5000) i;
+		CREATE INDEX child_parent ON child (parent_id)`)
+	opts := testOptions(t, e)
+	opts.SchemaOnly = true
+	res, err := Copy(ctxT(t), opts)
+	if err != nil {
+		t.Fatalf("copy --schema-only: %v", err)
+	}
+	if res.Rows != 0 || queryInt(t, e.TargetURL, "SELECT count(*) FROM child") != 0 {
+		t.Fatalf("--schema-only copied %d rows, want 0", res.Rows)
+	}
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'child'::regclass AND contype = 'f'"); got != 1 {
+		t.Fatalf("target foreign keys on child=%d, want 1 (post-data with --schema-only)", got)
+	}
+	opts.SchemaOnly, opts.DataOnly = false, true
+	opts.SplitLargerThan = 64 << 10
+	if _, err := Copy(ctxT(t), opts); err != nil {
+		t.Fatalf("copy --data-only: %v", err)
+	}
+	sameTables(t, e, 5200, "public.parent", "public.child")
+}

@@ -204,10 +204,7 @@ func exportData(ctx context.Context, opts *Options, snapshotID string, st export
 		index[t] = i
 	}
 	var mu sync.Mutex
-	var todo []*Part
-	for _, t := range sortBySizeDesc(tables) {
-		todo = append(todo, t.Parts...)
-	}
+	todo := schedule(tables, func(*Part) bool { return false })
 	g, ctx := errgroup.WithContext(ctx)
 	ch := make(chan *Part)
 	g.Go(func() error {

@@ -192,16 +192,12 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 
 // importData loads every unfinished part with opts.Jobs workers.
 func importData(ctx context.Context, opts *Options, st exportStore, l *loader, tables []*Table, files map[*Part]ManifestPart, pr *progress) error {
-	var todo []*Part
-	for _, t := range sortBySizeDesc(tables) {
-		for _, p := range t.Parts {
-			if p.state.Done {
-				pr.partDone(p, true)
-				continue
-			}
-			todo = append(todo, p)
+	todo := schedule(tables, func(p *Part) bool {
+		if p.state.Done {
+			pr.partDone(p, true)
 		}
-	}
+		return p.state.Done
+	})
 	if len(todo) == 0 {
 		return nil
 	}

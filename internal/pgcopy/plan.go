@@ -2,6 +2,7 @@ package pgcopy
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
@@ -27,6 +28,34 @@ func (p *Part) String() string {
 		return p.Table.QName()
 	}
 	return fmt.Sprintf("%s part %d/%d", p.Table.QName(), p.Index+1, p.Count)
+}
+
+// estSize estimates the part's share of the table's bytes on disk.
+func (p *Part) estSize(blockSize int64) int64 {
+	switch {
+	case p.Count == 1:
+		return p.Table.Size
+	case p.To > 0:
+		return (p.To - p.From) * blockSize
+	default:
+		return max(p.Table.Size-p.From*blockSize, 0)
+	}
+}
+
+// schedule orders parts largest first (longest-processing-time first keeps
+// every job busy until the end); parts of one table stay in page order.
+func schedule(tables []*Table, skip func(*Part) bool) []*Part {
+	var out []*Part
+	for _, t := range tables {
+		for _, p := range t.Parts {
+			if !skip(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	const bs = 8192
+	sort.SliceStable(out, func(i, j int) bool { return out[i].estSize(bs) > out[j].estSize(bs) })
+	return out
 }
 
 // sourceSQL is the COPY … TO STDOUT that reads the part.

@@ -106,10 +106,10 @@ func (pr *progress) partDone(p *Part, resumed bool) {
 		r.Seconds = time.Since(s).Seconds()
 	}
 	if pr.bar != nil {
-		_ = pr.bar.AddDetail(fmt.Sprintf("  %s: %d rows, %.1f MB, %.1f s", p.Table.QName(), r.Rows, float64(r.Bytes)/1e6, r.Seconds))
+		_ = pr.bar.AddDetail(fmt.Sprintf("  %s: %d rows, %.1f MB, %.1f s", displayName(p.Table.Schema, p.Table.Name), r.Rows, float64(r.Bytes)/1e6, r.Seconds))
 		return
 	}
-	pr.log.Info(pr.verb+" table", "table", p.Table.QName(), "rows", r.Rows, "bytes", r.Bytes,
+	pr.log.Info(pr.verb+" table", "table", displayName(p.Table.Schema, p.Table.Name), "rows", r.Rows, "bytes", r.Bytes,
 		"seconds", fmt.Sprintf("%.1f", r.Seconds), "parts", r.Parts, "parts_already_done", r.Resumed)
 }
 
