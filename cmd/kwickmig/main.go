@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -27,9 +28,19 @@ func (e *partialError) Error() string { return e.msg }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// KWICKMIG_CPUPROFILE=FILE writes a pprof CPU profile of the run (for
+	// performance work; see bench/README.md).
+	if path := os.Getenv("KWICKMIG_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer f.Close()
+		}
+	}
 	err := newRootCommand().ExecuteContext(ctx)
-	os.Exit(exitCode(ctx, err))
+	pprof.StopCPUProfile()
+	code := exitCode(ctx, err) // before stop(): stop cancels ctx
+	stop()
+	os.Exit(code)
 }
 
 // exitCode maps an error to the documented exit codes and prints it.

@@ -184,20 +184,20 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 	return rec, true, nil
 }
 
-// readAll reads exactly size bytes (and checks there is no more).
+// readAll reads exactly size bytes. A file that grew is caught by the
+// fstat after the read (no extra read syscall to look for EOF).
 func readAll(f *os.File, buf []byte, size int64) ([]byte, error) {
-	if int64(cap(buf)) < size+1 {
-		buf = make([]byte, 0, size+1)
+	if int64(cap(buf)) < size {
+		buf = make([]byte, 0, size)
 	}
-	buf = buf[:size+1]
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	buf = buf[:size]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return buf[:0], errChanged
+		}
 		return buf[:0], err
 	}
-	if int64(n) != size {
-		return buf[:0], errChanged
-	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 // sameFile checks that size, mtime and ctime did not move since before.
