@@ -207,7 +207,11 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 // Aurora's rds_superuser), else foreign keys deferred where they are
 // deferrable. It reports whether replica mode is on.
 func setupTarget(ctx context.Context, target *pgx.Conn) (bool, error) {
-	for _, s := range []string{"SET datestyle = ISO", "SET intervalstyle = postgres"} {
+	// Each statement joins a batch of keys against a table of any size: a
+	// nested loop over the key index keeps its cost proportional to the
+	// batch, where a hash join would scan the whole table per batch.
+	for _, s := range []string{"SET datestyle = ISO", "SET intervalstyle = postgres", "SET timezone = UTC",
+		"SET enable_hashjoin = off", "SET enable_mergejoin = off", "SET work_mem = '64MB'"} {
 		if _, err := target.Exec(ctx, s); err != nil {
 			return false, fmt.Errorf("target: %s: %w", s, err)
 		}

@@ -229,7 +229,8 @@ WHERE txid >= pg_snapshot_xmin($1::pg_snapshot) AND txid < pg_snapshot_xmax($2::
   AND id > $3
 ORDER BY id`
 
-// scanRound streams a round's log rows to fn in slices of at most n.
+// scanRound streams a round's log rows to fn in slices of at most n; the
+// last call has fewer than n rows (possibly none). fn may keep the slice.
 func scanRound(ctx context.Context, source *pgx.Conn, prev, tick string, after int64, n int, fn func([]logRow) error) error {
 	rows, err := source.Query(ctx, roundSQL, prev, tick, after)
 	if err != nil {
@@ -249,7 +250,7 @@ func scanRound(ctx context.Context, source *pgx.Conn, prev, tick string, after i
 			if err := fn(buf); err != nil {
 				return err
 			}
-			buf = buf[:0]
+			buf = make([]logRow, 0, n)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -266,7 +267,12 @@ func scanRound(ctx context.Context, source *pgx.Conn, prev, tick string, after i
 func runRound(ctx context.Context, source, target *pgx.Conn, a *applier, r targetRound, tickID int64, replica bool, opts Options) (RoundResult, error) {
 	start := time.Now()
 	rr := RoundResult{Round: r.Round, Tick: r.Snapshot, Prev: r.Prev, Replica: replica}
-	err := scanRound(ctx, source, r.Prev, r.Snapshot, r.LastLogID, opts.BatchRows, func(rows []logRow) error {
+	var applyTime time.Duration
+	err := pipelined(ctx, func(ctx context.Context, fn func([]logRow) error) error {
+		return scanRound(ctx, source, r.Prev, r.Snapshot, r.LastLogID, opts.BatchRows, fn)
+	}, func(rows []logRow) error {
+		t0 := time.Now()
+		defer func() { applyTime += time.Since(t0) }()
 		err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
 			if !replica {
 				if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
@@ -307,8 +313,45 @@ func runRound(ctx context.Context, source, target *pgx.Conn, a *applier, r targe
 			rr.Warnings = append(rr.Warnings, err.Error())
 		}
 	}
-	opts.Logger.Info("round applied", "round", r.Round, "rows", rr.Rows, "seconds", fmt.Sprintf("%.2f", rr.Seconds))
+	opts.Logger.Info("round applied", "round", r.Round, "rows", rr.Rows, "seconds", fmt.Sprintf("%.2f", rr.Seconds),
+		"target_seconds", fmt.Sprintf("%.2f", applyTime.Seconds()))
 	return rr, nil
+}
+
+// pipelined runs produce in a goroutine and consume in this one, with one
+// batch in flight between them: the source reads batch k+1 while the target
+// applies batch k. The first error stops both.
+func pipelined(ctx context.Context, produce func(context.Context, func([]logRow) error) error, consume func([]logRow) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan []logRow, 1)
+	var perr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		perr = produce(ctx, func(rows []logRow) error {
+			select {
+			case ch <- rows:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	var cerr error
+	for rows := range ch {
+		if cerr == nil {
+			if cerr = consume(rows); cerr != nil {
+				cancel()
+			}
+		}
+	}
+	<-done
+	if cerr != nil {
+		return cerr
+	}
+	return perr
 }
 
 // recordProgress upserts the round's row in the same transaction as its

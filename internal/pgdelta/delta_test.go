@@ -9,6 +9,7 @@ import (
 const simpleDDL = `CREATE TABLE items (id bigserial PRIMARY KEY, name text NOT NULL, qty int, note text)`
 
 func TestFinalDeltaEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO items (name, qty) SELECT 'n' || g, g FROM generate_series(1, 100) g`)
 	e.install(InstallOptions{})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestOfflineExportImportExactlyOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO items (name, qty) SELECT 'n' || g, g FROM generate_series(1, 50) g`)
 	e.install(InstallOptions{})

@@ -25,6 +25,7 @@ func (e *env) appliedTotal() int64 {
 // T2 writes later and commits first; a round runs between the commits. A
 // log-id watermark would lose T1's changes; ticks must not.
 func TestOutOfOrderCommit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO items (id, name, qty) SELECT g, 'n' || g, g FROM generate_series(1, 10) g`)
 	e.install(InstallOptions{})
@@ -141,6 +142,7 @@ func (w *writers) halt() { w.stop(); w.wg.Wait() }
 // copy and several delta rounds; after they stop and a last round runs,
 // source and target are identical table by table.
 func TestConcurrentWritersDuringCopyAndRounds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO items (id, name, qty) SELECT g, 'n' || g, g FROM generate_series(1, 200) g`)
 	e.install(InstallOptions{})

@@ -43,6 +43,7 @@ const typedRows = `INSERT INTO "user" (n, f8, f4, ts, iv, j, js, ia, ta, fa, b, 
 // TestHostileIdentifiersAndTypes: quoted names everywhere and every common
 // type round-trip exactly through capture and apply.
 func TestHostileIdentifiersAndTypes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, hostileDDL)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO "Sales Dept"."Order Lines" VALUES ('a"b', 1, 'x', 1.50)`, typedRows)
 	res := e.install(InstallOptions{})
@@ -72,6 +73,7 @@ func TestHostileIdentifiersAndTypes(t *testing.T) {
 // swaps), delete then re-insert of one key, TRUNCATE of tables linked by a
 // foreign key, children arriving before parents.
 func TestKeyChangesDeletesTruncate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, hostileDDL)
 	kmtest.Exec(t, e.SourceURL,
 		`INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 20) g`,
@@ -106,6 +108,7 @@ func TestKeyChangesDeletesTruncate(t *testing.T) {
 }
 
 func TestInstallRefusesTablesWithoutKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL, `CREATE TABLE audit (at timestamptz, what text)`,
 		`CREATE TABLE "Odd Log" (n int UNIQUE)`, // unique but nullable: no usable key
 		`CREATE TABLE partial (n int NOT NULL)`, `CREATE UNIQUE INDEX ON partial (n) WHERE n > 0`)
@@ -132,6 +135,7 @@ func TestInstallRefusesTablesWithoutKey(t *testing.T) {
 }
 
 func TestSchemaChangeRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, ddl, want string
 	}{
@@ -142,6 +146,7 @@ func TestSchemaChangeRefused(t *testing.T) {
 		{"dropped", `DROP TABLE items`, "public.items (dropped)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, simpleDDL)
 			e.install(InstallOptions{})
 			e.bulkCopy(nil)
@@ -158,6 +163,7 @@ func TestSchemaChangeRefused(t *testing.T) {
 }
 
 func TestTargetMismatchRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	e.install(InstallOptions{})
 	e.bulkCopy(nil)
@@ -169,6 +175,7 @@ func TestTargetMismatchRefused(t *testing.T) {
 }
 
 func TestBaselineBeforeInstallRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, simpleDDL)
 	ctx := testCtx(t)
 	var snap string
