@@ -37,8 +37,12 @@ func (t *Table) QName() string { return pgutil.QualifiedName(t.Schema, t.Name) }
 // Key identifies the table in the checkpoint, the manifest and the report.
 func (t *Table) Key() string { return t.Schema + "." + t.Name }
 
-// columnList returns the quoted column list "(a, "B")".
+// columnList returns the quoted column list "(a, "B")", or "" for a table
+// without columns (whose rows still count).
 func (t *Table) columnList() string {
+	if len(t.Columns) == 0 {
+		return ""
+	}
 	q := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		q[i] = pgutil.QuoteIdent(c.Name)

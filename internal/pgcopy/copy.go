@@ -45,17 +45,17 @@ func Copy(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runCopy(ctx, &opts, ck, res)
-	finishRun(ck, res, err)
+	finishRun(ctx, ck, res, err)
 	return res, err
 }
 
 // finishRun stamps the result and appends the run record.
-func finishRun(ck *checkpoint.DB, res *Result, err error) {
+func finishRun(ctx context.Context, ck *checkpoint.DB, res *Result, err error) {
 	res.Finished = time.Now()
 	res.Seconds = res.Finished.Sub(res.Started).Seconds()
 	code := 0
 	switch {
-	case errors.Is(err, context.Canceled):
+	case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
 		code = 130
 	case err != nil:
 		code = 1

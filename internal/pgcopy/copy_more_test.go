@@ -208,13 +208,21 @@ func TestCopyRefusesBadTargets(t *testing.T) {
 
 func TestCopyTableDroppedDuringCopy(t *testing.T) {
 	t.Parallel()
-	e := kmtest.PG(t)
-	kmtest.Exec(t, e.SourceURL, `CREATE TABLE keep (id int); CREATE TABLE "Gone Soon" (id int); INSERT INTO "Gone Soon" VALUES (1)`)
-	opts := testOptions(t, e)
-	opts.testHookAfterList = func() { kmtest.Exec(t, e.SourceURL, `DROP TABLE "Gone Soon"`) }
-	_, err := Copy(ctxT(t), opts)
-	if err == nil || !strings.Contains(err.Error(), `table "public"."Gone Soon" was dropped or renamed during the copy`) {
-		t.Fatalf("err=%v, want the dropped table named", err)
+	for _, tc := range []struct{ name, ddl string }{
+		{"drop", `DROP TABLE "Gone Soon"`},
+		{"rename", `ALTER TABLE "Gone Soon" RENAME TO elsewhere`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := kmtest.PG(t)
+			kmtest.Exec(t, e.SourceURL, `CREATE TABLE keep (id int); CREATE TABLE "Gone Soon" (id int); INSERT INTO "Gone Soon" VALUES (1)`)
+			opts := testOptions(t, e)
+			opts.testHookAfterList = func() { kmtest.Exec(t, e.SourceURL, tc.ddl) }
+			_, err := Copy(ctxT(t), opts)
+			if err == nil || !strings.Contains(err.Error(), `table "public"."Gone Soon" was dropped or renamed during the copy`) {
+				t.Fatalf("err=%v, want the table named", err)
+			}
+		})
 	}
 }
 

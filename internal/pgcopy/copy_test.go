@@ -27,6 +27,8 @@ INSERT INTO scalars (id, n, n2, f8, f4, ts, tl, d, tm, iv, j, js, ai, at, b, u, 
  (3, 'Infinity', 0, 1e-300, 3.4028235e38, '1970-01-01 00:00:00+00', '2000-01-01', '2000-01-01', '12:34:56.789012', '0', '{"n": 1.0000000000000000001}', '"s"',
   '{{1,2},{3,4}}', '{"NULL"}', '\\x5c', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (4, NULL, NULL, 0.1, 0.1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE nocols ();
+INSERT INTO nocols DEFAULT VALUES; INSERT INTO nocols DEFAULT VALUES;
 INSERT INTO texty (ma, dma, note) VALUES ('{happy,sad}', '{1,2}', E'a\\b'), (NULL, NULL, NULL), ('{}', '{3}', 'line1
 line2');
 `
@@ -39,12 +41,12 @@ func TestCopyTypesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("copy: %v", err)
 	}
-	sameTables(t, e, 7, "public.scalars", "public.texty")
+	sameTables(t, e, 9, "public.scalars", "public.texty", "public.nocols")
 	if got := queryInt(t, e.TargetURL, "SELECT nextval('texty_id_seq')"); got != 4 {
 		t.Errorf("target nextval(texty_id_seq)=%d, want 4 (sequence set to the snapshot value)", got)
 	}
-	if res.Rows != 7 || len(res.Tables) != 2 {
-		t.Errorf("result rows=%d tables=%d, want 7, 2", res.Rows, len(res.Tables))
+	if res.Rows != 9 || len(res.Tables) != 3 {
+		t.Errorf("result rows=%d tables=%d, want 9, 3", res.Rows, len(res.Tables))
 	}
 	// Generated columns are recomputed on the target, not copied.
 	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM scalars WHERE g = upper(txt)"); got != 4-1 {

@@ -83,7 +83,7 @@ func Export(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runExport(ctx, &opts, res)
-	finishRun(ck, res, err)
+	finishRun(ctx, ck, res, err)
 	return res, err
 }
 

@@ -31,7 +31,7 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runImport(ctx, &opts, ck, res)
-	finishRun(ck, res, err)
+	finishRun(ctx, ck, res, err)
 	return res, err
 }
 

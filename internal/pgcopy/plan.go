@@ -3,6 +3,7 @@ package pgcopy
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"strconv"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
@@ -64,8 +65,7 @@ func (p *Part) sourceSQL() string {
 	if p.Count == 1 {
 		return "COPY " + t.QName() + " " + t.columnList() + " TO STDOUT " + t.copyFormat()
 	}
-	cols := t.columnList()
-	cols = cols[1 : len(cols)-1]
+	cols := strings.TrimSuffix(strings.TrimPrefix(t.columnList(), "("), ")")
 	where := fmt.Sprintf("ctid >= '(%d,0)'::tid", p.From)
 	if p.To > 0 {
 		where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", p.To)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -30,13 +31,14 @@ type progress struct {
 	results map[*Table]*TableResult
 	left    map[*Table]int
 	started map[*Table]time.Time
+	active  map[*Part]bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
 
 func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table) *progress {
 	pr := &progress{log: log, verb: verb, results: map[*Table]*TableResult{}, left: map[*Table]int{},
-		started: map[*Table]time.Time{}, stop: make(chan struct{})}
+		started: map[*Table]time.Time{}, active: map[*Part]bool{}, stop: make(chan struct{})}
 	for _, t := range tables {
 		pr.total += t.Size
 		pr.results[t] = &TableResult{Schema: t.Schema, Name: t.Name, Parts: len(t.Parts)}
@@ -84,12 +86,39 @@ func (pr *progress) partStarted(p *Part) {
 	if _, ok := pr.started[p.Table]; !ok {
 		pr.started[p.Table] = time.Now()
 	}
+	pr.active[p] = true
+	pr.describe()
+}
+
+// describe shows the parts in flight as the bar's description.
+func (pr *progress) describe() {
+	if pr.bar == nil {
+		return
+	}
+	names := make([]string, 0, len(pr.active))
+	for p := range pr.active {
+		n := displayName(p.Table.Schema, p.Table.Name)
+		if p.Count > 1 {
+			n += fmt.Sprintf(" %d/%d", p.Index+1, p.Count)
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	d := pr.verb + " " + strings.Join(names, ", ")
+	if len(d) > 60 {
+		d = d[:57] + "..."
+	}
+	pr.bar.Describe(d)
 }
 
 // partDone adds a finished part; when its table is complete it is reported.
 func (pr *progress) partDone(p *Part, resumed bool) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
+	if pr.active[p] {
+		delete(pr.active, p)
+		pr.describe()
+	}
 	r := pr.results[p.Table]
 	if p.state.Rows > 0 {
 		r.Rows += p.state.Rows
