@@ -103,7 +103,11 @@ func run(ctx context.Context, mode, dir, url string, n int, seed uint64) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	r := rand.New(rand.NewPCG(seed, uint64(len(mode))))
+	stream := uint64(1)
+	if mode == "late" {
+		stream = uint64(time.Now().UnixNano()) // every late batch is new
+	}
+	r := rand.New(rand.NewPCG(seed, stream))
 	if mode == "init" {
 		if _, err := conn.Exec(ctx, schema); err != nil {
 			return err
