@@ -3,8 +3,8 @@ package pgcopy
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 )
