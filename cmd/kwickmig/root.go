@@ -44,6 +44,8 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 	db := &cobra.Command{Use: "db", Short: "Copy a PostgreSQL database and apply the final delta"}
 	addDBCommands(db, g)
 	root.AddCommand(db)
+	addVerifyCommands(root, g)
+	addReportCommand(root, g)
 	return root
 }
 
