@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,6 +194,23 @@ type FileOp struct {
 // also records its ancestor directories. Each op is idempotent, so a batch
 // that is repeated after a crash yields the same state.
 func (db *DB) ApplyFileOps(ops []FileOp) error {
+	// Sorted writes touch each B+tree page once (faster than the completion
+	// order of parallel uploads); the stable sort keeps the order of ops on
+	// the same path. Directory removals go last, deepest first, so they see
+	// the removals of the files below them.
+	ops = slices.Clone(ops)
+	slices.SortStableFunc(ops, func(a, b FileOp) int {
+		switch {
+		case a.DeleteDir != b.DeleteDir:
+			if a.DeleteDir {
+				return 1
+			}
+			return -1
+		case a.DeleteDir:
+			return strings.Compare(b.Rel, a.Rel)
+		}
+		return strings.Compare(a.Rel, b.Rel)
+	})
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFiles)
 		known := map[string]bool{}
