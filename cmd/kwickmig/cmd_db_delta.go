@@ -243,6 +243,7 @@ func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions
 // DeltaOptions are the flags of db final-delta and db import-delta.
 type DeltaOptions struct {
 	deltaCommon
+	S3            s3Options // for s3:// --out / --in
 	Out           string
 	In            string
 	BatchRows     int
@@ -267,6 +268,7 @@ shrink the backlog, and once more after the application has stopped writing.`,
 	cmd.Flags().StringVar(&opts.Out, "out", "", "write the round as numbered, checksummed batch files to DIR or s3://BUCKET/PREFIX instead of applying it")
 	cmd.Flags().IntVar(&opts.BatchRows, "batch-rows", 5000, "changes per target transaction (and per batch file)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -282,6 +284,7 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 	opts.addOutput(cmd)
 	cmd.Flags().StringVar(&opts.In, "in", "", "DIR or s3://BUCKET/PREFIX written by final-delta --out")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -307,7 +310,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, Logger: g.logger}
 	var res pgdelta.Result
 	if opts.Out != "" {
-		dst, derr := openBatchStore(ctx, opts.Out)
+		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
 		if derr != nil {
 			return derr
 		}
@@ -332,7 +335,7 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 		return usageErrorf("--in is required")
 	}
 	started := time.Now()
-	in, err := openBatchStore(ctx, opts.In)
+	in, err := openBatchStore(ctx, opts.In, &opts.S3)
 	if err != nil {
 		return err
 	}
@@ -387,9 +390,13 @@ func deltaBytes(n int64) string {
 
 // openBatchStore opens final-delta --out / import-delta --in: a local
 // directory, or s3://BUCKET/PREFIX through the shared object-store code.
-func openBatchStore(_ context.Context, loc string) (pgdelta.BatchStore, error) {
+func openBatchStore(ctx context.Context, loc string, s3o *s3Options) (pgdelta.BatchStore, error) {
 	if strings.HasPrefix(loc, "s3://") {
-		return nil, usageErrorf("%s: s3:// locations for delta batches are not yet supported; use a directory", loc)
+		st, err := s3o.open(ctx, loc, 4, 0, nil)
+		if err != nil {
+			return nil, err
+		}
+		return pgdelta.ObjectBatchStore{Store: st, Name: loc}, nil
 	}
 	if strings.Contains(loc, "://") {
 		return nil, usageErrorf("%s: want a directory or s3://BUCKET/PREFIX", loc)
