@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/pgdelta"
@@ -205,40 +204,25 @@ func exportData(ctx context.Context, opts *Options, snapshotID string, st export
 	}
 	var mu sync.Mutex
 	todo := schedule(tables, func(*Part) bool { return false })
-	g, ctx := errgroup.WithContext(ctx)
-	ch := make(chan *Part)
-	g.Go(func() error {
-		defer close(ch)
-		for _, p := range todo {
-			select {
-			case ch <- p:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	err := runParts(ctx, opts.Jobs, todo, func(ctx context.Context, parts <-chan *Part) error {
+		src, err := openSnapshotWorker(ctx, opts.SourceURL, snapshotID)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	for range min(opts.Jobs, max(len(todo), 1)) {
-		g.Go(func() error {
-			src, err := openSnapshotWorker(ctx, opts.SourceURL, snapshotID)
+		defer src.Close(context.Background())
+		for p := range parts {
+			ti := index[p.Table]
+			mp, err := exportPart(ctx, src, st, p, dataKey(ti, p.Index), pr)
 			if err != nil {
 				return err
 			}
-			defer src.Close(context.Background())
-			for p := range ch {
-				ti := index[p.Table]
-				mp, err := exportPart(ctx, src, st, p, dataKey(ti, p.Index), pr)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				out[ti][p.Index] = mp
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	return out, g.Wait()
+			mu.Lock()
+			out[ti][p.Index] = mp
+			mu.Unlock()
+		}
+		return nil
+	})
+	return out, err
 }
 
 // exportPart streams one part through zstd into the store.

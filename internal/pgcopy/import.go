@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/pgutil"
@@ -198,43 +197,24 @@ func importData(ctx context.Context, opts *Options, st exportStore, l *loader, t
 		}
 		return p.state.Done
 	})
-	if len(todo) == 0 {
-		return nil
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	ch := make(chan *Part)
-	g.Go(func() error {
-		defer close(ch)
-		for _, p := range todo {
-			select {
-			case ch <- p:
-			case <-ctx.Done():
-				return ctx.Err()
+	return runParts(ctx, opts.Jobs, todo, func(ctx context.Context, parts <-chan *Part) error {
+		dst, err := openLoadConn(ctx, opts.TargetURL, opts.DataOnly)
+		if err != nil {
+			return err
+		}
+		defer dst.Close(context.Background())
+		for p := range parts {
+			if err := importPart(ctx, st, dst, l, p, files[p], pr); err != nil {
+				return err
+			}
+			if opts.testHookPartLoaded != nil {
+				if err := opts.testHookPartLoaded(p); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
-	for range min(opts.Jobs, len(todo)) {
-		g.Go(func() error {
-			dst, err := openLoadConn(ctx, opts.TargetURL, opts.DataOnly)
-			if err != nil {
-				return err
-			}
-			defer dst.Close(context.Background())
-			for p := range ch {
-				if err := importPart(ctx, st, dst, l, p, files[p], pr); err != nil {
-					return err
-				}
-				if opts.testHookPartLoaded != nil {
-					if err := opts.testHookPartLoaded(p); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // readRecorder remembers the first read error of the file side, so it is

@@ -1,0 +1,183 @@
+package pgcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/pgdelta"
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// The phases Copy and Import share: run state, schema, sequences, ANALYZE,
+// the baseline, and the bounded worker pool over parts.
+
+// runState is a copy's or import's progress beyond single parts.
+type runState struct {
+	Baseline     string    `json:"baseline"` // pg_current_snapshot() of the first run: tick 0
+	Started      time.Time `json:"started"`
+	PreDataDone  bool      `json:"pre_data_done"`
+	DataDone     bool      `json:"data_done"`
+	PostDataDone bool      `json:"post_data_done"`
+}
+
+// finishRun stamps the result and appends the run record.
+func finishRun(ctx context.Context, ck *checkpoint.DB, res *Result, err error) {
+	res.Finished = time.Now()
+	res.Seconds = res.Finished.Sub(res.Started).Seconds()
+	code := 0
+	switch {
+	case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+		code = 130
+	case err != nil:
+		code = 1
+	}
+	_ = ck.AppendRun(checkpoint.RunRecord{Command: res.Command, Started: res.Started, Finished: res.Finished,
+		ExitCode: code, Summary: res.Summary()})
+	_ = ck.Close()
+}
+
+// loadState reads the run state when resuming, or starts a fresh one (the
+// caller clears the earlier run's progress before its first write).
+func loadState(ck *checkpoint.DB, section string, resume bool, snapshot string) (*runState, error) {
+	st := &runState{}
+	if resume {
+		if _, err := ck.GetJSON(section, "state", st); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if st.Baseline == "" {
+		st.Baseline, st.Started = snapshot, time.Now()
+	}
+	return st, nil
+}
+
+func putState(ck *checkpoint.DB, section string, st *runState) error {
+	if err := ck.PutJSON(section, "state", st); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// createSchema applies pre-data on a fresh connection after checking that
+// none of the tables exists yet.
+func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, beforeWrite func() error) error {
+	existing, err := targetHasTables(ctx, dst, tables)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return fmt.Errorf("target: table %s already exists (%d of %d): use --data-only to load into an existing schema, or --resume to continue an earlier copy",
+			existing[0], len(existing), len(tables))
+	}
+	if err := beforeWrite(); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	return applyPreData(ctx, conn, pre)
+}
+
+// applyPostData builds post-data items, recording each in the checkpoint.
+func applyPostData(ctx context.Context, opts *Options, ck *checkpoint.DB, section string, post *script) (int, error) {
+	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, log: opts.Logger,
+		done: func(key string) bool {
+			var b bool
+			ok, _ := ck.GetJSON(section, key, &b)
+			return ok && b
+		},
+		markDone: func(key string) error { return ck.PutJSON(section, key, true) },
+	}
+	start := time.Now()
+	n, err := r.apply(ctx, post)
+	opts.Logger.Info("post-data built", "items", n, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	return n, err
+}
+
+// runParts feeds parts to jobs workers. Each worker sets up its own
+// connections and then ranges over the channel; the first error stops all.
+func runParts(ctx context.Context, jobs int, todo []*Part, worker func(ctx context.Context, parts <-chan *Part) error) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	ch := make(chan *Part)
+	g.Go(func() error {
+		defer close(ch)
+		for _, p := range todo {
+			select {
+			case ch <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range min(jobs, len(todo)) {
+		g.Go(func() error { return worker(ctx, ch) })
+	}
+	return g.Wait()
+}
+
+// setSequences sets each sequence on the target to its snapshot value.
+func setSequences(ctx context.Context, dst *pgx.Conn, seqs []*Sequence, warnings *[]string) error {
+	for _, s := range seqs {
+		_, err := dst.Exec(ctx, "SELECT pg_catalog.setval($1::regclass, $2, $3)", s.QName(), s.LastValue, s.IsCalled)
+		if err != nil {
+			*warnings = append(*warnings, fmt.Sprintf("sequence %s not set: %s", s.QName(), oneLine(err)))
+		}
+	}
+	return nil
+}
+
+// analyze gives the target planner statistics for the copied tables.
+func analyze(ctx context.Context, url string, jobs int, tables []*Table) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, t := range tables {
+		g.Go(func() error {
+			conn, err := connect(ctx, pgutil.Target, url)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(ctx, "ANALYZE "+t.QName()); err != nil {
+				return fmt.Errorf("target: analyze %s: %s", t.QName(), oneLine(err))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// recordBaseline marks the snapshot as delta round 0 on the target when
+// change capture was installed on the source before the snapshot.
+func recordBaseline(ctx context.Context, url string, captureOn bool, snapshot string, log interface {
+	Warn(string, ...any)
+	Info(string, ...any)
+}, warnings *[]string) (bool, error) {
+	if !captureOn {
+		msg := "change capture was not installed on the source before the copy: final-delta will not be possible from this copy (run `kwickmig db capture install` and copy again)"
+		log.Warn(msg)
+		*warnings = append(*warnings, msg)
+		return false, nil
+	}
+	conn, err := pgutil.Connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	if err := pgdelta.RecordBaseline(ctx, conn, snapshot); err != nil {
+		return false, err
+	}
+	log.Info("baseline recorded for final-delta", "snapshot", snapshot)
+	return true, nil
+}
