@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
@@ -35,6 +36,12 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer f.Close()
 		}
+	}
+	// Per-file work allocates little that lives long: trading some heap for
+	// half the collections is worth ~10% CPU per uploaded file, and RSS
+	// stays well under 100 MB. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
 	}
 	err := newRootCommand().ExecuteContext(ctx)
 	pprof.StopCPUProfile()
