@@ -100,6 +100,18 @@ func (g *group) has(k []string) bool {
 	return ok
 }
 
+// truncated is the table a TRUNCATE log row names: the captured table
+// itself, or one of its partitions.
+func truncated(r logRow, info *tableInfo) *table {
+	if info == nil {
+		return nil
+	}
+	if len(r.Key) == 2 {
+		return &table{Schema: r.Key[0], Name: r.Key[1]}
+	}
+	return &info.table
+}
+
 // columns transposes rows into one array per column, the statements'
 // parameters.
 func columns[T string | *string](rows [][]T, n int) []any {
@@ -143,19 +155,27 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 			flush()
 			// Tables truncated by one statement (or one transaction) are
 			// truncated together: one may reference another.
-			names := []string{info.qname()}
-			disp := []string{info.display()}
-			seen := map[int32]bool{r.TID: true}
+			var names, disp []string
+			seen := map[string]bool{}
+			add := func(r logRow) error {
+				t := truncated(r, a.tables[r.TID])
+				if t == nil {
+					return fmt.Errorf("log row %d: table id %d is not a captured table", r.ID, r.TID)
+				}
+				if !seen[t.qname()] {
+					seen[t.qname()] = true
+					names = append(names, t.qname())
+					disp = append(disp, t.display())
+				}
+				return nil
+			}
+			if err := add(r); err != nil {
+				return err
+			}
 			for i+1 < len(rows) && rows[i+1].Op == "T" && rows[i+1].Txid == r.Txid {
 				i++
-				n := a.tables[rows[i].TID]
-				if n == nil {
-					return fmt.Errorf("log row %d: table id %d is not a captured table", rows[i].ID, rows[i].TID)
-				}
-				if !seen[rows[i].TID] {
-					seen[rows[i].TID] = true
-					names = append(names, n.qname())
-					disp = append(disp, n.display())
+				if err := add(rows[i]); err != nil {
+					return err
 				}
 			}
 			b.Queue("TRUNCATE " + strings.Join(names, ", "))

@@ -142,6 +142,12 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
 				}
 			}
+			// Row triggers on a partitioned table are cloned to its
+			// partitions; TRUNCATE triggers are not, and a partition can be
+			// truncated on its own.
+			if err := partitionTruncateTriggers(ctx, tx, tid, t); err != nil {
+				return err
+			}
 			res.Tables = append(res.Tables, t.display())
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
@@ -198,7 +204,7 @@ BEGIN
 	ELSIF TG_OP = 'DELETE' THEN
 		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'D', %[4]s);
 	ELSE
-		INSERT INTO kwickmig.log (tid, op) VALUES (%[2]d, 'T');
+		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
 	END IF;
 	RETURN NULL;
 END
@@ -212,6 +218,37 @@ $kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArra
 		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture", q),
 		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture_truncate", q),
 	}
+}
+
+// partitionTruncateTriggers adds the TRUNCATE trigger to every partition
+// (at any depth) of a partitioned table; the log row names the partition.
+func partitionTruncateTriggers(ctx context.Context, tx pgx.Tx, tid int, t table) error {
+	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_partition_tree($1::oid) p
+		JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.relid <> $1::oid::regclass`, t.OID)
+	if err != nil {
+		return fmt.Errorf("list partitions of %s: %w", t.display(), err)
+	}
+	var parts []table
+	var p table
+	_, err = pgx.ForEachRow(rows, []any{&p.Schema, &p.Name}, func() error {
+		parts = append(parts, p)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list partitions of %s: %w", t.display(), err)
+	}
+	for _, p := range parts {
+		for _, stmt := range []string{
+			fmt.Sprintf("CREATE TRIGGER kwickmig_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION kwickmig.capture_%d()", p.qname(), tid),
+			fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture_truncate", p.qname()),
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("install trigger on partition %s: %w", p.display(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // Status is the source's capture backlog.

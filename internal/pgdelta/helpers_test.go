@@ -99,7 +99,7 @@ func (e *env) bulkCopy(between func()) string {
 		}
 		list := strings.Join(names, ", ")
 		var buf bytes.Buffer
-		if _, err := tx.Conn().PgConn().CopyTo(ctx, &buf, fmt.Sprintf("COPY %s (%s) TO STDOUT (FORMAT binary)", tb.qname(), list)); err != nil {
+		if _, err := tx.Conn().PgConn().CopyTo(ctx, &buf, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, tb.qname())); err != nil {
 			e.t.Fatalf("copy out %s: %v", tb.display(), err)
 		}
 		if _, err := tgt.PgConn().CopyFrom(ctx, io.Reader(&buf), fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", tb.qname(), list)); err != nil {
