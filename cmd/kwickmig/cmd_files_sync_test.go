@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kwick/kwickmig/internal/faultproxy"
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
@@ -234,4 +236,36 @@ func strPtr(s string) *string { return &s }
 
 func formatUnix(t time.Time) string {
 	return formatMtimeForTest(t.UnixNano())
+}
+
+// TestFilesSyncRequestCounts counts requests at the wire: an unchanged
+// re-run sends exactly one (HeadBucket) and never lists the bucket, and
+// --max-rps caps the request rate.
+func TestFilesSyncRequestCounts(t *testing.T) {
+	se := newSyncEnv(t, "")
+	proxy, err := faultproxy.New(se.s3.Endpoint, faultproxy.Faults{})
+	must(t, err)
+	defer proxy.Close()
+	for i := range 60 {
+		writeFile(t, se.src, fmt.Sprintf("d%d/%02d.json", i%4, i), []byte(fmt.Sprint(i)))
+	}
+	se.s3.Endpoint = proxy.URL
+	start := time.Now()
+	code, rep, out := se.sync("--max-rps", "30")
+	elapsed := time.Since(start)
+	if code != 0 || rep.FilesUploaded != 60 {
+		t.Fatalf("first run: code %d uploaded %d\n%s", code, rep.FilesUploaded, out)
+	}
+	// 61 requests at 30/s take at least 2 s.
+	if elapsed < 1800*time.Millisecond {
+		t.Fatalf("61 requests with --max-rps 30 took %v, want >= ~2s", elapsed)
+	}
+	before := proxy.Requests.Load()
+	code, rep, _ = se.sync()
+	if code != 0 || rep.FilesUnchanged != 60 {
+		t.Fatalf("rerun: code %d unchanged %d", code, rep.FilesUnchanged)
+	}
+	if n := proxy.Requests.Load() - before; n != 1 {
+		t.Fatalf("unchanged rerun sent %d requests, want 1 (HeadBucket)", n)
+	}
 }
