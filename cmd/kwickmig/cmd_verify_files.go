@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kwick/kwickmig/internal/report"
+	"github.com/kwick/kwickmig/internal/verify"
+)
+
+// VerifyFilesOptions are the flags of `kwickmig verify files`.
+type VerifyFilesOptions struct {
+	Src            string
+	Dst            string
+	Checksum       bool
+	Deep           bool
+	Sample         float64
+	Report         string
+	Checkpoint     string
+	Concurrency    int
+	Walkers        int
+	FollowSymlinks bool
+	MaxListed      int
+	S3             s3Options
+}
+
+func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Src, "src", "", "source directory (e.g. the NFS mount)")
+	f.StringVar(&o.Dst, "dst", "", "destination s3://BUCKET[/PREFIX]")
+	f.BoolVar(&o.Checksum, "checksum", false, "also compare each object's stored checksum with a fresh hash of its file (one HEAD per file)")
+	f.BoolVar(&o.Deep, "deep", false, "also download every object and compare bytes (see --sample)")
+	f.Float64Var(&o.Sample, "sample", 100, "with --deep: compare bytes for this random percentage of files")
+	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
+	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "files sync checkpoint: tells changes since the last sync from real mismatches (used if it exists)")
+	f.IntVar(&o.Concurrency, "concurrency", 32, "checksum/download workers")
+	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
+	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (as files sync --follow-symlinks)")
+	f.IntVar(&o.MaxListed, "max-listed", 1000, "differences listed (counts are always complete)")
+	o.S3.AddFlags(f)
+}
+
+func newVerifyFilesCommand(g *globalOptions) *cobra.Command {
+	o := &VerifyFilesOptions{}
+	cmd := &cobra.Command{
+		Use:   "files --src DIR --dst s3://BUCKET[/PREFIX]",
+		Short: "Compare the source tree with the bucket: missing, extra, size (--checksum, --deep: content)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runVerifyFiles(cmd.Context(), o, g) },
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+func (o *VerifyFilesOptions) validate() error {
+	switch {
+	case o.Src == "":
+		return usageErrorf("--src is required")
+	case o.Dst == "":
+		return usageErrorf("--dst is required (s3://BUCKET[/PREFIX])")
+	case o.Sample <= 0 || o.Sample > 100:
+		return usageErrorf("--sample %g: want a percentage in (0, 100]", o.Sample)
+	case o.Sample != 100 && !o.Deep:
+		return usageErrorf("--sample goes with --deep")
+	case o.Concurrency < 1 || o.Concurrency > 4096:
+		return usageErrorf("--concurrency %d: want 1..4096", o.Concurrency)
+	case o.Walkers < 1 || o.Walkers > 1024:
+		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
+	}
+	st, err := os.Stat(o.Src)
+	if err != nil {
+		return usageErrorf("--src %s: %v", o.Src, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return usageErrorf("--src %s: not a directory", o.Src)
+	}
+	return nil
+}
+
+func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions) error {
+	started := time.Now()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	store, err := o.S3.open(ctx, o.Dst, max(o.Concurrency, o.Walkers), 0, nil)
+	if err != nil {
+		return err
+	}
+	cp, err := openVerifyCheckpoint(o.Checkpoint)
+	if err != nil {
+		return err
+	}
+	if cp != nil {
+		defer cp.Close()
+		src, _ := filepath.Abs(o.Src)
+		identity := fmt.Sprintf("%s -> %s", src, o.Dst)
+		if o.S3.EndpointURL != "" {
+			identity += " at " + o.S3.EndpointURL
+		}
+		if b, _ := cp.Bound("files"); b != "" && b != identity {
+			return fmt.Errorf("checkpoint %s records files %q, not %q (use the sync's --checkpoint, or --checkpoint '')", o.Checkpoint, b, identity)
+		}
+	}
+
+	spin := report.NewSpinner(g.stderr, g.logger, "verify files", 5)
+	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
+		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
+		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
+		MaxListed: o.MaxListed,
+		Progress: func(c verify.FilesCounters) {
+			spin.Update(c.Files, fmt.Sprintf("files %d  objects %d  content checked %d  differences %d",
+				c.Files, c.Objects, c.ContentChecked, c.Differences),
+				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
+		},
+	})
+	spin.Done()
+	res.Destination = o.Dst
+	if runErr == nil || res.Interrupted {
+		printVerifyFiles(g, res)
+	}
+	exit := verifyExit(runErr, res.Interrupted, !res.OK())
+	if o.Report != "" {
+		if err := report.WriteJSON(o.Report, res); err != nil {
+			g.logger.Error("report", "err", err)
+		}
+	}
+	recordVerifyRun(g, cp, "verify files", started, exit, map[string]any{
+		"source": res.Source, "destination": res.Destination, "mode": res.Mode,
+		"files_checked": res.FilesChecked, "objects_listed": res.ObjectsListed, "matched": res.Matched,
+		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
+		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
+	})
+	if runErr != nil {
+		return runErr
+	}
+	if !res.OK() {
+		var parts []string
+		if res.Mismatches > 0 {
+			parts = append(parts, plural(res.Mismatches, "mismatch", "mismatches"))
+		}
+		if res.ChangedSince > 0 {
+			parts = append(parts, plural(res.ChangedSince, "file changed since the last sync (run files sync again)", "files changed since the last sync (run files sync again)"))
+		}
+		if res.Errors > 0 {
+			parts = append(parts, plural(res.Errors, "file could not be checked", "files could not be checked"))
+		}
+		return &partialError{msg: "verify files: " + strings.Join(parts, ", ") + " (listed above" + reportHint(o.Report) + ")"}
+	}
+	return nil
+}
+
+var fileKindLabels = []struct{ kind, label string }{
+	{verify.KindMissing, "missing in bucket"},
+	{verify.KindExtra, "extra in bucket"},
+	{verify.KindSize, "size mismatch"},
+	{verify.KindChecksum, "checksum mismatch"},
+	{verify.KindContent, "content mismatch"},
+	{verify.KindChanged, "changed since sync"},
+	{verify.KindNotSynced, "not yet synced"},
+	{verify.KindDeletedSinceSync, "deleted since sync"},
+	{verify.KindError, "could not check"},
+}
+
+func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
+	w := g.stdout
+	title := "verify files"
+	if r.Interrupted {
+		title += " (interrupted)"
+	}
+	mode := r.Mode
+	if r.SamplePct > 0 {
+		mode += fmt.Sprintf(" %g%%", r.SamplePct)
+	}
+	fmt.Fprintf(w, "%s: %s -> %s (%s)\n", title, r.Source, r.Destination, mode)
+	rows := [][]string{
+		{"files checked", fmt.Sprint(r.FilesChecked)},
+		{"objects listed", fmt.Sprint(r.ObjectsListed)},
+		{"matched", fmt.Sprint(r.Matched)},
+	}
+	for _, k := range fileKindLabels {
+		if n := r.Counts[k.kind]; n > 0 || k.kind == verify.KindMissing || k.kind == verify.KindExtra || k.kind == verify.KindSize {
+			rows = append(rows, []string{k.label, fmt.Sprint(n)})
+		}
+	}
+	if r.ContentChecked > 0 || r.Mode != "size" {
+		rows = append(rows, []string{"content checked", fmt.Sprintf("%d (read %s, downloaded %s)", r.ContentChecked, report.Bytes(r.BytesRead), report.Bytes(r.BytesDownloaded))})
+	}
+	if r.NoStoredSum > 0 {
+		rows = append(rows, []string{"no stored checksum", fmt.Sprintf("%d (compared byte for byte)", r.NoStoredSum)})
+	}
+	if r.Skipped > 0 {
+		rows = append(rows, []string{"skipped", fmt.Sprintf("%d (symlinks, FIFOs, sockets, devices)", r.Skipped)})
+	}
+	rows = append(rows, []string{"list requests", fmt.Sprint(r.ListRequests)},
+		[]string{"duration", fmt.Sprintf("%.1fs", r.DurationSeconds)})
+	report.Table(w, rows)
+	for _, d := range r.Differences {
+		line := fmt.Sprintf("%s %s", strings.ToUpper(d.Kind), report.Quote(d.Path))
+		if d.Kind == verify.KindSize {
+			line += fmt.Sprintf(": file %d bytes, object %d bytes", d.SourceSize, d.ObjectSize)
+		}
+		if d.Detail != "" {
+			line += ": " + d.Detail
+		}
+		fmt.Fprintln(w, line)
+	}
+	if r.Truncated > 0 {
+		fmt.Fprintf(w, "... and %d more differences (--max-listed)\n", r.Truncated)
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "OK: every file is in the bucket"+map[bool]string{true: " with the same bytes", false: " with the same size"}[r.Mode != "size"])
+	}
+}

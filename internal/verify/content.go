@@ -1,0 +1,203 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/source"
+)
+
+// contentJob is one file whose size matched its object; its bytes are
+// compared by checksum (HEAD + local hash) or, when deep, byte for byte.
+type contentJob struct {
+	rel, key string
+	entry    source.Entry
+	rec      *checkpoint.FileRecord
+	deep     bool
+}
+
+// sampled reports whether a file falls in a pct% random sample.
+func sampled(pct float64) bool {
+	return pct >= 100 || rand.Float64()*100 < pct
+}
+
+var errChangedWhileReading = errors.New("changed while being read")
+
+func (v *filesVerifier) checkContent(ctx context.Context, j contentJob) {
+	if ctx.Err() != nil {
+		return
+	}
+	v.content.Add(1)
+	var d *FileDiff
+	var err error
+	if j.deep {
+		d, err = v.compareBytes(ctx, j)
+	} else {
+		d, err = v.compareChecksum(ctx, j)
+	}
+	switch {
+	case errors.Is(err, errChangedWhileReading):
+		v.res.add(FileDiff{Kind: KindChanged, Path: j.rel, Key: j.key, Detail: "the file changed while it was being verified"})
+	case errors.Is(err, objstore.ErrNotExist):
+		v.res.add(v.classifyRec(FileDiff{Kind: KindMissing, Path: j.rel, Key: j.key, Detail: "deleted from the bucket during the verification"}, j))
+	case err != nil:
+		if ctx.Err() == nil {
+			v.res.add(FileDiff{Kind: KindError, Path: j.rel, Key: j.key, Detail: err.Error()})
+		}
+	case d != nil:
+		v.res.add(v.classifyRec(*d, j))
+	default:
+		v.res.matched.Add(1)
+	}
+}
+
+func (v *filesVerifier) classifyRec(d FileDiff, j contentJob) FileDiff {
+	var rec *checkpoint.DirEntry
+	if j.rec != nil {
+		rec = &checkpoint.DirEntry{Rec: *j.rec}
+	}
+	return v.classify(d, &j.entry, rec)
+}
+
+// compareChecksum hashes the source file with the algorithm of the
+// object's stored checksum (CRC32C from files sync, or SHA-256). An object
+// without a stored checksum is compared byte for byte instead.
+func (v *filesVerifier) compareChecksum(ctx context.Context, j contentJob) (*FileDiff, error) {
+	info, err := v.st.Head(ctx, j.key)
+	if err != nil {
+		return nil, err
+	}
+	algo, want, ok := strings.Cut(info.Checksum, ":")
+	var h hash.Hash
+	switch {
+	case ok && algo == "crc32c":
+		h = crc32.New(objstore.Castagnoli)
+	case ok && algo == "sha256":
+		h = sha256.New()
+	default:
+		v.res.noChecksum.Add(1)
+		return v.compareBytes(ctx, j)
+	}
+	if info.Size != j.entry.Size {
+		return &FileDiff{Kind: KindSize, Path: j.rel, Key: j.key, SourceSize: j.entry.Size, ObjectSize: info.Size}, nil
+	}
+	if err := v.hashFile(j, h); err != nil {
+		return nil, err
+	}
+	got := base64.StdEncoding.EncodeToString(h.Sum(nil))
+	if got != want {
+		return &FileDiff{Kind: KindChecksum, Path: j.rel, Key: j.key,
+			Detail: fmt.Sprintf("%s of the file %s, stored with the object %s", algo, got, want)}, nil
+	}
+	return nil, nil
+}
+
+// hashFile reads the file into h and checks it did not change meanwhile.
+func (v *filesVerifier) hashFile(j contentJob, h io.Writer) error {
+	f, err := v.openSource(j)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	v.res.bytesRead.Add(n)
+	return sameAsWalk(f, &j.entry, n)
+}
+
+func (v *filesVerifier) openSource(j contentJob) (*os.File, error) {
+	flags := os.O_RDONLY | syscall.O_NONBLOCK
+	if !v.o.FollowSymlinks {
+		flags |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(filepath.Join(v.o.Src, j.rel), flags, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errChangedWhileReading
+	}
+	return f, err
+}
+
+// sameAsWalk checks the open file still has the size, mtime and ctime the
+// walk saw, and that n bytes were read.
+func sameAsWalk(f *os.File, e *source.Entry, n int64) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if n != e.Size || st.Size != e.Size || st.Mtim.Nano() != e.MtimeNs || st.Ctim.Nano() != e.CtimeNs {
+		return errChangedWhileReading
+	}
+	return nil
+}
+
+// compareBytes downloads the object and compares it with the file.
+func (v *filesVerifier) compareBytes(ctx context.Context, j contentJob) (*FileDiff, error) {
+	obj, err := v.st.Open(ctx, j.key)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	f, err := v.openSource(j)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	var off int64
+	for {
+		na, errA := io.ReadFull(f, bufA)
+		nb, errB := io.ReadFull(obj, bufB[:max(na, 1)])
+		v.res.bytesRead.Add(int64(na))
+		v.res.bytesDownloaded.Add(int64(nb))
+		if errB != nil && !errors.Is(errB, io.EOF) && !errors.Is(errB, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("download: %w", errB)
+		}
+		if errA != nil && !errors.Is(errA, io.EOF) && !errors.Is(errA, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("read: %w", errA)
+		}
+		if !bytes.Equal(bufA[:na], bufB[:nb]) {
+			if err := sameAsWalk(f, &j.entry, j.entry.Size); err != nil {
+				return nil, err
+			}
+			at := off + int64(firstDiff(bufA[:na], bufB[:nb]))
+			return &FileDiff{Kind: KindContent, Path: j.rel, Key: j.key, Detail: fmt.Sprintf("bytes differ at offset %d", at)}, nil
+		}
+		off += int64(na)
+		if na < len(bufA) { // end of the file
+			break
+		}
+	}
+	// The object may be longer than the file.
+	if n, _ := obj.Read(bufB[:1]); n > 0 {
+		return &FileDiff{Kind: KindContent, Path: j.rel, Key: j.key, Detail: fmt.Sprintf("the object has more bytes than the file (%d)", off)}, nil
+	}
+	if err := sameAsWalk(f, &j.entry, off); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
