@@ -96,7 +96,12 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		return err
 	}
 
-	var post *script
+	var post *postPhase
+	defer func() {
+		if post != nil {
+			post.stop()
+		}
+	}()
 	var matviews []string
 	if !opts.DataOnly {
 		dump, err := findPgDump(opts.PgDump, coord.major)
@@ -113,7 +118,9 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		if err != nil {
 			return err
 		}
-		post = parseScript(text)
+		if !state.PostDataDone {
+			post = newPostPhase(opts, ck, sectionCopy, parseScript(text))
+		}
 		if !state.PreDataDone {
 			text, err := dump.section(ctx, opts.SourceURL, "pre-data", args)
 			if err != nil {
@@ -152,6 +159,9 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 			log.Warn("resume: truncated half-loaded table", "table", t)
 		}
 		pr := newProgress(ctx, opts.Progress, log, "copy", tables)
+		if post != nil {
+			post.startEarly(ctx, pr)
+		}
 		err = copyData(ctx, opts, coord.snapshotID, l, tables, pr)
 		res.Tables = pr.finish(tables)
 		for _, t := range res.Tables {
@@ -174,8 +184,8 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	// index builds.
 	coord.close()
 
-	if post != nil && !state.PostDataDone {
-		n, err := applyPostData(ctx, opts, ck, sectionCopy, post)
+	if post != nil {
+		n, err := post.run(ctx)
 		res.PostDataItems = n
 		if err != nil {
 			return err

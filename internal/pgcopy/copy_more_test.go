@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
@@ -307,4 +308,68 @@ func TestCopyConcurrentWriters(t *testing.T) {
 	if res.Snapshot == "" {
 		t.Error("no snapshot recorded")
 	}
+}
+
+// TestCopyResumePostData: a run interrupted after building indexes but
+// before recording them resumes without "already exists" failures.
+func TestCopyResumePostData(t *testing.T) {
+	t.Parallel()
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE a (id int PRIMARY KEY, v text UNIQUE); CREATE INDEX a_v_lower ON a (lower(v));
+		CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a); INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1, 1)`)
+	opts := testOptions(t, e)
+	if _, err := Copy(ctxT(t), opts); err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	// Forget that post-data was built, as a crash before the records would.
+	ck, err := checkpoint.Open(opts.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st runState
+	if _, err := ck.GetJSON(sectionCopy, "state", &st); err != nil {
+		t.Fatal(err)
+	}
+	st.PostDataDone = false
+	forgotten := 0
+	_ = ck.ForEachJSON(sectionCopy, func(key string, _ []byte) error {
+		if strings.HasPrefix(key, "post/") {
+			forgotten++
+		}
+		return nil
+	})
+	for _, k := range postKeys(t, ck) {
+		if err := ck.Delete(sectionCopy, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ck.PutJSON(sectionCopy, "state", st); err != nil {
+		t.Fatal(err)
+	}
+	ck.Close()
+	if forgotten != 5 {
+		t.Fatalf("post-data items recorded=%d, want 5 (2 pkeys, unique, index, fk)", forgotten)
+	}
+	opts.Resume = true
+	res, err := Copy(ctxT(t), opts)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if res.PostDataItems != 5 {
+		t.Errorf("post-data items=%d, want 5 (all found in place)", res.PostDataItems)
+	}
+	sameTables(t, e, 2, "public.a", "public.b")
+}
+
+func postKeys(t *testing.T, ck *checkpoint.DB) []string {
+	var keys []string
+	if err := ck.ForEachJSON(sectionCopy, func(key string, _ []byte) error {
+		if strings.HasPrefix(key, "post/") {
+			keys = append(keys, key)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

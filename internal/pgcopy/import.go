@@ -106,6 +106,19 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		return fmt.Errorf("%s: %w", st, err)
 	}
 
+	var post *postPhase
+	defer func() {
+		if post != nil {
+			post.stop()
+		}
+	}()
+	if man.PostData != nil && !opts.DataOnly && !state.PostDataDone {
+		text, err := readSmall(ctx, st, *man.PostData)
+		if err != nil {
+			return err
+		}
+		post = newPostPhase(opts, ck, sectionImport, parseScript(string(text)))
+	}
 	if man.PreData != nil && !opts.DataOnly && !state.PreDataDone {
 		text, err := readSmall(ctx, st, *man.PreData)
 		if err != nil {
@@ -136,6 +149,9 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 			log.Warn("resume: truncated half-loaded table", "table", t)
 		}
 		pr := newProgress(ctx, opts.Progress, log, "import", tables)
+		if post != nil {
+			post.startEarly(ctx, pr)
+		}
 		err = importData(ctx, opts, st, l, tables, files, pr)
 		res.Tables = pr.finish(tables)
 		for _, t := range res.Tables {
@@ -154,12 +170,8 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 			return err
 		}
 	}
-	if man.PostData != nil && !opts.DataOnly && !state.PostDataDone {
-		text, err := readSmall(ctx, st, *man.PostData)
-		if err != nil {
-			return err
-		}
-		n, err := applyPostData(ctx, opts, ck, sectionImport, parseScript(string(text)))
+	if post != nil {
+		n, err := post.run(ctx)
 		res.PostDataItems = n
 		if err != nil {
 			return err

@@ -34,6 +34,8 @@ type progress struct {
 	active  map[*Part]bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	// onTableDone is called (under the lock) when a table's last part is in.
+	onTableDone func(*Table)
 }
 
 func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table) *progress {
@@ -130,6 +132,9 @@ func (pr *progress) partDone(p *Part, resumed bool) {
 	pr.left[p.Table]--
 	if pr.left[p.Table] > 0 {
 		return
+	}
+	if pr.onTableDone != nil {
+		pr.onTableDone(p.Table)
 	}
 	if s, ok := pr.started[p.Table]; ok {
 		r.Seconds = time.Since(s).Seconds()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,9 +87,18 @@ func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Tabl
 	return applyPreData(ctx, conn, pre)
 }
 
-// applyPostData builds post-data items, recording each in the checkpoint.
-func applyPostData(ctx context.Context, opts *Options, ck *checkpoint.DB, section string, post *script) (int, error) {
-	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, log: opts.Logger,
+// postPhase builds post-data: a table's indexes while other tables still
+// load (earlyBuilds), the rest after all data. Each item is recorded in
+// the checkpoint when built.
+type postPhase struct {
+	r     *postDataRunner
+	s     *script
+	early *earlyBuilds
+	log   *slog.Logger
+}
+
+func newPostPhase(opts *Options, ck *checkpoint.DB, section string, s *script) *postPhase {
+	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, log: opts.Logger, resume: opts.Resume,
 		done: func(key string) bool {
 			var b bool
 			ok, _ := ck.GetJSON(section, key, &b)
@@ -96,9 +106,33 @@ func applyPostData(ctx context.Context, opts *Options, ck *checkpoint.DB, sectio
 		},
 		markDone: func(key string) error { return ck.PutJSON(section, key, true) },
 	}
+	return &postPhase{r: r, s: s, log: opts.Logger}
+}
+
+// startEarly hooks the early builds to the data phase's progress.
+func (pp *postPhase) startEarly(ctx context.Context, pr *progress) {
+	pp.early = pp.r.startEarly(ctx, pp.s)
+	pr.onTableDone = pp.early.tableLoaded
+}
+
+// stop ends early builds left running by a failed run; idempotent.
+func (pp *postPhase) stop() {
+	if pp.early != nil {
+		pp.early.stop()
+	}
+}
+
+// run builds what is left and returns the number of items built.
+func (pp *postPhase) run(ctx context.Context) (int, error) {
 	start := time.Now()
-	n, err := r.apply(ctx, post)
-	opts.Logger.Info("post-data built", "items", n, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	var n int
+	var err error
+	if pp.early != nil {
+		n, err = pp.early.finish(ctx)
+	} else {
+		n, err = pp.r.apply(ctx, pp.s)
+	}
+	pp.log.Info("post-data built", "items", n, "seconds_after_data", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	return n, err
 }
 

@@ -65,6 +65,9 @@ type postDataRunner struct {
 	log       *slog.Logger
 	done      func(key string) bool
 	markDone  func(key string) error
+	// resume: an item that already exists was built by the interrupted run
+	// after its last checkpoint write; it counts as done.
+	resume bool
 }
 
 // apply runs the post-data script: indexes and primary/unique constraints
@@ -103,45 +106,46 @@ func (r *postDataRunner) run(ctx context.Context, preamble []string, items []ent
 	if len(items) == 0 {
 		return nil
 	}
-	jobs = min(jobs, len(items))
 	g, ctx := errgroup.WithContext(ctx)
-	ch := make(chan entry)
-	g.Go(func() error {
-		defer close(ch)
-		for _, e := range items {
-			select {
-			case ch <- e:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
-	for range jobs {
-		g.Go(func() error {
-			conn, err := connect(ctx, pgutil.Target, r.targetURL)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.Background())
-			if err := runPreamble(ctx, conn, preamble); err != nil {
-				return err
-			}
-			// Index builds may use more memory than the default.
-			_ = conn.PgConn().Exec(ctx, "SET maintenance_work_mem = '256MB'").Close()
-			for e := range ch {
-				r.log.Debug("post-data", "type", e.Type, "name", e.Name)
-				if err := conn.PgConn().Exec(ctx, e.SQL).Close(); err != nil {
-					return fmt.Errorf("target: create %s %s: %s", strings.ToLower(e.Type), e.Name, oneLine(err))
-				}
-				if err := r.markDone(entryKey(e)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	ch := make(chan entry, len(items))
+	for _, e := range items {
+		ch <- e
+	}
+	close(ch)
+	for range min(jobs, len(items)) {
+		g.Go(func() error { return r.worker(ctx, preamble, ch) })
 	}
 	return g.Wait()
+}
+
+// worker builds the items it receives on one target connection.
+func (r *postDataRunner) worker(ctx context.Context, preamble []string, ch <-chan entry) error {
+	conn, err := connect(ctx, pgutil.Target, r.targetURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := runPreamble(ctx, conn, preamble); err != nil {
+		return err
+	}
+	// Index builds may use more memory than the default.
+	_ = conn.PgConn().Exec(ctx, "SET maintenance_work_mem = '256MB'").Close()
+	for e := range ch {
+		r.log.Debug("post-data", "type", e.Type, "name", e.Name)
+		err := conn.PgConn().Exec(ctx, e.SQL).Close()
+		var pe *pgconn.PgError
+		if r.resume && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710" || pe.Code == "42P16") {
+			r.log.Info("post-data item exists already (resume)", "type", e.Type, "name", e.Name)
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("target: create %s %s: %s", strings.ToLower(e.Type), e.Name, oneLine(err))
+		}
+		if err := r.markDone(entryKey(e)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listMatviews returns the populated materialized views among the copied
