@@ -6,7 +6,7 @@
 // nor switches to an aws-chunked trailer), path-style, and a connection pool as
 // large as the concurrency. What remains is what the server can absorb.
 //
-//	rawput -bucket B -n 100000 [-seed 1] [-c 64] [-unsigned-payload]
+//	rawput -bucket B -n 100000 [-seed 1] [-c 64] [-unsigned-payload] [-metadata]
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,10 @@ import (
 	"github.com/kwick/kwickmig/bench/internal/s3env"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var (
+	castagnoli  = crc32.MakeTable(crc32.Castagnoli)
+	contentType = "application/json"
+)
 
 func main() {
 	bucket := flag.String("bucket", "", "destination bucket (must exist)")
@@ -37,6 +41,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "generator seed (as gentree)")
 	conc := flag.Int("c", 64, "requests in flight")
 	unsigned := flag.Bool("unsigned-payload", false, "sign UNSIGNED-PAYLOAD instead of hashing each body with SHA-256")
+	withMeta := flag.Bool("metadata", false, "also send Content-Type and x-amz-meta-mtime, as kwickmig does (not part of the floor)")
 	flag.Parse()
 	if *bucket == "" {
 		fmt.Fprintln(os.Stderr, "usage: rawput -bucket B -n N [-seed S] [-c 64]")
@@ -73,13 +78,18 @@ func main() {
 				binary.BigEndian.PutUint32(sum[:], crc32.Checksum(body, castagnoli))
 				crc := base64.StdEncoding.EncodeToString(sum[:])
 				size := int64(len(body))
-				_, err := client.PutObject(ctx, &s3.PutObjectInput{
+				in := &s3.PutObjectInput{
 					Bucket:         bucket,
 					Key:            &f.Rel,
 					Body:           bytes.NewReader(body),
 					ContentLength:  &size,
 					ChecksumCRC32C: &crc,
-				})
+				}
+				if *withMeta {
+					in.ContentType = &contentType
+					in.Metadata = map[string]string{"mtime": strconv.FormatInt(f.MTime.UnixNano(), 10)}
+				}
+				_, err := client.PutObject(ctx, in)
 				if err != nil {
 					if failed.Add(1) <= 5 {
 						fmt.Fprintf(os.Stderr, "rawput: put %s: %v\n", f.Rel, err)
