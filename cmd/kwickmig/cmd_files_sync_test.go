@@ -16,6 +16,8 @@ import (
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
+// syncReport decodes the --report file independently of ksync.Result, so
+// the JSON field names that scripts depend on are what the tests check.
 type syncReport struct {
 	FilesScanned   int64 `json:"files_scanned"`
 	FilesUploaded  int64 `json:"files_uploaded"`
