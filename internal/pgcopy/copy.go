@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -114,19 +115,15 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		} else if matviews, err = listMatviews(ctx, coord.conn); err != nil {
 			return err
 		}
-		text, err := dump.section(ctx, opts.SourceURL, "post-data", args)
+		texts, err := dump.sections(ctx, opts.SourceURL, args, "pre-data", "post-data")
 		if err != nil {
 			return err
 		}
 		if !state.PostDataDone {
-			post = newPostPhase(opts, ck, sectionCopy, parseScript(text))
+			post = newPostPhase(opts, ck, sectionCopy, parseScript(texts[1]))
 		}
 		if !state.PreDataDone {
-			text, err := dump.section(ctx, opts.SourceURL, "pre-data", args)
-			if err != nil {
-				return err
-			}
-			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(text), reset); err != nil {
+			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), reset); err != nil {
 				return err
 			}
 			state.PreDataDone = true
@@ -275,7 +272,13 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, l *loader, p *Part, pr *p
 	var bytes countWriter
 	done := make(chan copyResult, 1)
 	go func() {
-		tag, err := src.PgConn().CopyTo(ctx, io.MultiWriter(pipeW, &bytes, pr), p.sourceSQL())
+		// The server sends one message per row: batch them, so the pipe
+		// and the target connection move large chunks, not rows.
+		bw := bufio.NewWriterSize(io.MultiWriter(pipeW, &bytes, pr), copyBufferSize)
+		tag, err := src.PgConn().CopyTo(ctx, bw, p.sourceSQL())
+		if err == nil {
+			err = bw.Flush()
+		}
 		pipeW.CloseWithError(err)
 		done <- copyResult{tag.RowsAffected(), err}
 	}()
@@ -298,6 +301,9 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, l *loader, p *Part, pr *p
 	pr.partDone(p, false)
 	return nil
 }
+
+// copyBufferSize batches COPY rows between the two connections.
+const copyBufferSize = 256 << 10
 
 type countWriter int64
 

@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -136,14 +137,15 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 		} else if man.Matviews, err = listMatviews(ctx, coord.conn); err != nil {
 			return err
 		}
-		for _, sec := range []struct {
+		texts, err := dump.sections(ctx, opts.SourceURL, args, "pre-data", "post-data")
+		if err != nil {
+			return err
+		}
+		for i, sec := range []struct {
 			name string
 			dst  **FileEntry
 		}{{"pre-data", &man.PreData}, {"post-data", &man.PostData}} {
-			text, err := dump.section(ctx, opts.SourceURL, sec.name, args)
-			if err != nil {
-				return err
-			}
+			text := texts[i]
 			e, err := st.write(ctx, "schema/"+sec.name+".sql", func(w io.Writer) error {
 				_, err := io.WriteString(w, text)
 				return err
@@ -236,12 +238,17 @@ func exportPart(ctx context.Context, src *pgx.Conn, st exportStore, p *Part, key
 		if err != nil {
 			return err
 		}
-		tag, err := src.PgConn().CopyTo(ctx, io.MultiWriter(enc, &n, pr), p.sourceSQL())
+		bw := bufio.NewWriterSize(io.MultiWriter(enc, &n, pr), copyBufferSize)
+		tag, err := src.PgConn().CopyTo(ctx, bw, p.sourceSQL())
 		if err != nil {
 			enc.Close()
 			return fmt.Errorf("source: read %s: %s", p, oneLine(err))
 		}
 		rows = tag.RowsAffected()
+		if err := bw.Flush(); err != nil {
+			enc.Close()
+			return err
+		}
 		return enc.Close()
 	})
 	if err != nil {

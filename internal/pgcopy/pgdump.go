@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 )
 
 // pgDump is a pg_dump binary of a known major version.
@@ -105,6 +106,20 @@ func (d *pgDump) section(ctx context.Context, sourceURL, name string, a dumpArgs
 		return "", fmt.Errorf("source: pg_dump --section=%s: %v: %s", name, err, strings.Join(strings.Fields(msg), " "))
 	}
 	return stdout.String(), nil
+}
+
+// sections dumps several sections at once (pg_dump's start-up and catalog
+// reads dominate for small schemas).
+func (d *pgDump) sections(ctx context.Context, sourceURL string, a dumpArgs, names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	g, ctx := errgroup.WithContext(ctx)
+	for i, name := range names {
+		g.Go(func() (err error) {
+			out[i], err = d.section(ctx, sourceURL, name, a)
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 var kvPassword = regexp.MustCompile(`(?i)(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
