@@ -7,11 +7,36 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-only=${BENCH_ONLY:-}
+# Each benchmark runs as a background child that is waited for, so that
+# testenv's SIGTERM (or Ctrl-C) is passed on to it at once.
+CHILD=""
+# shellcheck disable=SC2317 # called by the trap below
+on_signal() {
+	if [[ -n $CHILD ]]; then
+		kill -TERM "$CHILD" 2>/dev/null || true
+		wait "$CHILD" || true
+	fi
+	exit 130
+}
+trap on_signal INT TERM
+
 status=0
+step() {
+	local rc=0
+	"$@" &
+	CHILD=$!
+	wait "$CHILD" || rc=$?
+	CHILD=""
+	if [[ $rc != 0 ]]; then
+		echo "bench: $* failed (exit $rc)" >&2
+		status=1
+	fi
+}
+
+only=${BENCH_ONLY:-}
 
 if [[ -z $only || $only == files ]]; then
-	./bench/files.sh || status=1
+	step ./bench/files.sh
 fi
 
 # --- db benchmark hook ---------------------------------------------------------
@@ -19,7 +44,7 @@ fi
 # script only calls it when it exists.
 if [[ -z $only || $only == db ]]; then
 	if [[ -f bench/db.sh ]]; then
-		bash bench/db.sh || status=1
+		step bash bench/db.sh
 	else
 		echo "bench: no bench/db.sh yet, skipping the db benchmark" >&2
 	fi

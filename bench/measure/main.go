@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,8 +89,32 @@ func run() int {
 	serverBefore := cpuTicks(server)
 	start := time.Now()
 	r.Started = start.UTC().Format(time.RFC3339)
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "measure:", err)
+		return 127
+	}
+	// Pass an interrupt on to the command and record nothing for this run.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	interrupted := make(chan struct{})
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		close(interrupted)
+		_ = cmd.Process.Signal(s)
+	}()
+	err := cmd.Wait()
 	r.WallS = time.Since(start).Seconds()
+	signal.Stop(sigs)
+	close(sigs)
+	select {
+	case <-interrupted:
+		fmt.Fprintf(os.Stderr, "measure: %s %s interrupted\n", r.Tool, r.Phase)
+		return 130
+	default:
+	}
 	if server != 0 {
 		r.ServerCPUS = float64(cpuTicks(server)-serverBefore) / 100 // USER_HZ
 	}
