@@ -119,6 +119,7 @@ func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time
 type CaptureOptions struct {
 	deltaCommon
 	Exclude     []string
+	AllowNoKey  bool
 	LockTimeout time.Duration
 }
 
@@ -133,6 +134,7 @@ func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
 	opts.addSource(cmd)
 	opts.addOutput(cmd)
 	cmd.Flags().StringArrayVar(&opts.Exclude, "exclude-table", nil, "do not capture this table (schema.table or table; repeatable); exclude it from the bulk copy too")
+	cmd.Flags().BoolVar(&opts.AllowNoKey, "allow-no-key", false, "also capture tables without a primary or unique not-null key (full-row matching: each update or delete scans the table)")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked for trigger creation within this time")
 	return cmd
 }
@@ -174,12 +176,15 @@ func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOption
 		return err
 	}
 	defer deltaClose(src)
-	res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, LockTimeout: opts.LockTimeout})
+	res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout})
 	if err == nil {
 		if res.AlreadyInstalled {
 			fmt.Fprintf(g.stdout, "capture already installed on %d tables; nothing changed\n", len(res.Tables))
 		} else {
 			fmt.Fprintf(g.stdout, "capture installed on %d tables: %s\n", len(res.Tables), strings.Join(res.Tables, ", "))
+			if len(res.NoKey) > 0 {
+				fmt.Fprintf(g.stdout, "captured without a key (full-row matching): %s\n", strings.Join(res.NoKey, ", "))
+			}
 			if len(res.Excluded) > 0 {
 				fmt.Fprintf(g.stdout, "not captured (--exclude-table): %s\n", strings.Join(res.Excluded, ", "))
 			}

@@ -18,7 +18,7 @@ type logRow struct {
 	TID    int32     `json:"t"`
 	Op     string    `json:"op"` // I U D T
 	Key    []string  `json:"k,omitempty"`
-	OldKey []string  `json:"ok,omitempty"`
+	OldKey []*string `json:"ok,omitempty"` // old key (keyed tables) or old row (no key)
 	Data   []*string `json:"d,omitempty"`
 }
 
@@ -61,6 +61,9 @@ func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 			sets = append(sets, fmt.Sprintf("%[1]s = EXCLUDED.%[1]s", qc))
 		}
 	}
+	if len(c.Key) == 0 {
+		return keylessStatements(ti, cols, exprs, params, aliases), nil
+	}
 	conflict := "DO NOTHING"
 	if len(sets) > 0 {
 		conflict = "DO UPDATE SET " + strings.Join(sets, ", ")
@@ -71,6 +74,26 @@ func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 	ti.deleteSQL = fmt.Sprintf("DELETE FROM %s AS d USING unnest(%s) AS r(%s) WHERE %s",
 		q, strings.Join(keyParams, ", "), strings.Join(keyAliases, ", "), strings.Join(conds, " AND "))
 	return ti, nil
+}
+
+// keylessStatements builds the statements for a table without a key.
+func keylessStatements(ti *tableInfo, cols, exprs, params, aliases []string) *tableInfo {
+	q := ti.qname()
+	n := len(cols)
+	ti.upsertSQL = fmt.Sprintf("INSERT INTO %s AS d (%s) OVERRIDING SYSTEM VALUE\nSELECT %s FROM unnest(%s) AS r(%s)",
+		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "))
+	var conds, sets []string
+	for i, c := range cols {
+		conds = append(conds, fmt.Sprintf("x.%s::text IS NOT DISTINCT FROM $%d::text", c, i+1))
+		typ := exprs[i][strings.Index(exprs[i], "::")+2:]
+		sets = append(sets, fmt.Sprintf("%s = $%d::text::%s", c, n+i+1, typ))
+	}
+	match := fmt.Sprintf("WITH m AS (SELECT x.tableoid AS toid, x.ctid AS tid FROM %s AS x WHERE %s LIMIT 1)\n",
+		q, strings.Join(conds, " AND "))
+	ti.rowDeleteSQL = match + fmt.Sprintf("DELETE FROM %s AS d USING m WHERE d.tableoid = m.toid AND d.ctid = m.tid", q)
+	ti.rowUpdateSQL = match + fmt.Sprintf("UPDATE %s AS d SET %s FROM m WHERE d.tableoid = m.toid AND d.ctid = m.tid",
+		q, strings.Join(sets, ", "))
+	return ti
 }
 
 // applier turns a bounded slice of log rows, in log-id order, into a few
@@ -93,7 +116,7 @@ type group struct {
 func keyString(k []string) string { return strings.Join(k, "\x00") }
 
 func (g *group) has(k []string) bool {
-	if k == nil {
+	if len(k) == 0 { // no key (inserts into a table without one)
 		return false
 	}
 	_, ok := g.keys[keyString(k)]
@@ -110,6 +133,20 @@ func truncated(r logRow, info *tableInfo) *table {
 		return &table{Schema: r.Key[0], Name: r.Key[1]}
 	}
 	return &info.table
+}
+
+// derefAll turns a key's values into strings (keys are never NULL).
+func derefAll(vs []*string) []string {
+	if vs == nil {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		if v != nil {
+			out[i] = *v
+		}
+	}
+	return out
 }
 
 // columns transposes rows into one array per column, the statements'
@@ -129,7 +166,11 @@ func columns[T string | *string](rows [][]T, n int) []any {
 // apply queues the statements for rows on a batch and runs them in tx.
 func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 	b := &pgx.Batch{}
-	var labels []string
+	type stmt struct {
+		label string
+		want  int64 // rows the statement must affect; -1: any
+	}
+	var labels []stmt
 	var g *group
 	flush := func() {
 		if g == nil {
@@ -137,11 +178,11 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		}
 		if len(g.dels) > 0 {
 			b.Queue(g.info.deleteSQL, columns(g.dels, len(g.info.Key))...)
-			labels = append(labels, "delete from "+g.info.display())
+			labels = append(labels, stmt{"delete from " + g.info.display(), -1})
 		}
 		if len(g.ups) > 0 {
 			b.Queue(g.info.upsertSQL, columns(g.ups, len(g.info.Cols))...)
-			labels = append(labels, "upsert into "+g.info.display())
+			labels = append(labels, stmt{"upsert into " + g.info.display(), -1})
 		}
 		g = nil
 	}
@@ -179,14 +220,37 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 				}
 			}
 			b.Queue("TRUNCATE " + strings.Join(names, ", "))
-			labels = append(labels, "truncate "+strings.Join(disp, ", "))
+			labels = append(labels, stmt{"truncate " + strings.Join(disp, ", "), -1})
+			continue
+		}
+		if len(info.Key) == 0 && r.Op != "I" {
+			// No key: each update or delete is one statement on one row.
+			flush()
+			if len(r.OldKey) != len(info.Cols) || (r.Op == "U" && len(r.Data) != len(info.Cols)) {
+				return fmt.Errorf("log row %d for %s: %d old and %d new values, want %d",
+					r.ID, info.display(), len(r.OldKey), len(r.Data), len(info.Cols))
+			}
+			args := make([]any, 0, 2*len(info.Cols))
+			for _, v := range r.OldKey {
+				args = append(args, v)
+			}
+			sql, what := info.rowDeleteSQL, "delete from "
+			if r.Op == "U" {
+				sql, what = info.rowUpdateSQL, "update "
+				for _, v := range r.Data {
+					args = append(args, v)
+				}
+			}
+			b.Queue(sql, args...)
+			labels = append(labels, stmt{what + info.display() + " (table without key)", 1})
 			continue
 		}
 		if len(r.Key) != len(info.Key) || (r.Op != "D" && len(r.Data) != len(info.Cols)) {
 			return fmt.Errorf("log row %d for %s: %d key and %d column values, want %d and %d",
 				r.ID, info.display(), len(r.Key), len(r.Data), len(info.Key), len(info.Cols))
 		}
-		if g != nil && (g.info != info || g.has(r.Key) || g.has(r.OldKey)) {
+		oldKey := derefAll(r.OldKey)
+		if g != nil && (g.info != info || g.has(r.Key) || g.has(oldKey)) {
 			flush()
 		}
 		if g == nil {
@@ -196,9 +260,9 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		case "I":
 			g.ups = append(g.ups, r.Data)
 		case "U":
-			if r.OldKey != nil {
-				g.dels = append(g.dels, r.OldKey)
-				g.keys[keyString(r.OldKey)] = struct{}{}
+			if oldKey != nil {
+				g.dels = append(g.dels, oldKey)
+				g.keys[keyString(oldKey)] = struct{}{}
 			}
 			g.ups = append(g.ups, r.Data)
 		case "D":
@@ -214,9 +278,15 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 	}
 	br := tx.SendBatch(ctx, b)
 	for _, l := range labels {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			br.Close()
-			return fmt.Errorf("target: %s: %w", l, err)
+			return fmt.Errorf("target: %s: %w", l.label, err)
+		}
+		if l.want >= 0 && tag.RowsAffected() != l.want {
+			br.Close()
+			return fmt.Errorf("target: %s: %d rows matched the source's old row, want %d: the target differs from the source",
+				l.label, tag.RowsAffected(), l.want)
 		}
 	}
 	return br.Close()
@@ -230,7 +300,9 @@ func setupTarget(ctx context.Context, target *pgx.Conn) (bool, error) {
 	// Each statement joins a batch of keys against a table of any size: a
 	// nested loop over the key index keeps its cost proportional to the
 	// batch, where a hash join would scan the whole table per batch.
+	// The same text forms as the capture trigger, for full-row matching.
 	for _, s := range []string{"SET datestyle = ISO", "SET intervalstyle = postgres", "SET timezone = UTC",
+		"SET extra_float_digits = 1", "SET bytea_output = hex",
 		"SET enable_hashjoin = off", "SET enable_mergejoin = off", "SET work_mem = '64MB'"} {
 		if _, err := target.Exec(ctx, s); err != nil {
 			return false, fmt.Errorf("target: %s: %w", s, err)

@@ -53,6 +53,13 @@ type InstallOptions struct {
 	// Exclude lists tables not to capture ("schema.table" or "table"); the
 	// bulk copy must exclude them too.
 	Exclude []string
+	// AllowNoKey captures tables without a usable key too. Their changes
+	// are applied by full-row matching: an update or delete changes exactly
+	// one target row whose every logged column has the same text as the
+	// source row had (any one of identical rows: they are interchangeable).
+	// Each such update or delete scans the table, so it suits append-mostly
+	// tables (audit logs); inserts are as fast as anywhere.
+	AllowNoKey bool
 	// LockTimeout bounds the wait for each table's lock (CREATE TRIGGER
 	// blocks writers briefly). Zero means 10 s.
 	LockTimeout time.Duration
@@ -62,6 +69,7 @@ type InstallOptions struct {
 type InstallResult struct {
 	Tables           []string `json:"tables"`
 	Excluded         []string `json:"excluded,omitempty"`
+	NoKey            []string `json:"no_key,omitempty"` // captured with --allow-no-key
 	AlreadyInstalled bool     `json:"already_installed"`
 }
 
@@ -98,14 +106,18 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 		switch {
 		case excluded:
 			res.Excluded = append(res.Excluded, t.display())
-		case t.Key == nil:
+		case t.Key == nil && !opts.AllowNoKey:
 			noKey = append(noKey, t)
+		case t.Key == nil:
+			res.NoKey = append(res.NoKey, t.display())
+			t.Key = []string{}
+			tables = append(tables, t)
 		default:
 			tables = append(tables, t)
 		}
 	}
 	if len(noKey) > 0 {
-		return res, fmt.Errorf("source: capture not installed: %d %w: %s (add a primary key, or leave them out with --exclude-table and copy them separately)",
+		return res, fmt.Errorf("source: capture not installed: %d %w: %s (add a primary key, leave them out with --exclude-table, or capture them with --allow-no-key: full-row matching, one table scan per update or delete)",
 			len(noKey), ErrNoKey, strings.Join(sortedNames(noKey), ", "))
 	}
 	lt := opts.LockTimeout
@@ -181,6 +193,13 @@ func triggerSQL(tid int, t table, cols []string) []string {
 		}
 		return "ARRAY[" + strings.Join(parts, ", ") + "]"
 	}
+	// old_key: for a keyed table, the old key when an update changed it; for
+	// a table without a key (--allow-no-key), the whole old row of every
+	// update and delete, to find the target row by.
+	updOld, delOld := fmt.Sprintf("NULLIF(%s, k)", textArray("OLD", t.Key)), "NULL"
+	if len(t.Key) == 0 {
+		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
+	}
 	// SECURITY DEFINER: application roles need no rights on kwickmig. The SET
 	// clauses fix every setting that changes a value's text form, whatever
 	// the writer's session set: shortest-exact floats, ISO dates in UTC,
@@ -200,15 +219,16 @@ BEGIN
 		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, %[5]s);
 	ELSIF TG_OP = 'UPDATE' THEN
 		k := %[3]s;
-		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, NULLIF(%[4]s, k), %[5]s);
+		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, %[6]s, %[5]s);
 	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'D', %[4]s);
+		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[2]d, 'D', %[4]s, %[7]s);
 	ELSE
 		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
 	END IF;
 	RETURN NULL;
 END
-$kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols))
+$kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld)
+
 	q := t.qname()
 	return []string{
 		body,

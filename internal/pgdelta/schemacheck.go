@@ -96,8 +96,12 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 // tableInfo is a captured table ready to apply on the target.
 type tableInfo struct {
 	captured
-	upsertSQL string // $1..$n: one text[] per logged column
+	upsertSQL string // $1..$n: one text[] per logged column (a plain INSERT without a key)
 	deleteSQL string // $1..$k: one text[] per key column
+	// Tables without a key (--allow-no-key): one row per statement, found
+	// by the text of all its logged columns ($1..$n), new values $n+1..$2n.
+	rowDeleteSQL string
+	rowUpdateSQL string
 }
 
 // prepareTargetTables checks that every captured table exists on the target

@@ -191,3 +191,38 @@ func TestBaselineBeforeInstallRefused(t *testing.T) {
 		t.Fatalf("err=%v, want a refusal of the early snapshot", err)
 	}
 }
+
+// TestAllowNoKey: a table without a key, with duplicate rows and awkward
+// types, is captured with AllowNoKey and kept identical by full-row matching.
+func TestAllowNoKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, `CREATE TABLE audit (at timestamptz, what text, amount float8, tags text[], doc json, g int GENERATED ALWAYS AS (length(what)) STORED)`)
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO audit (at, what, amount, tags, doc) VALUES
+		('2024-01-01 10:00+01', 'dup', 'NaN', '{a,NULL}', '{"x":  1}'), ('2024-01-01 10:00+01', 'dup', 'NaN', '{a,NULL}', '{"x":  1}'),
+		(NULL, NULL, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL), ('infinity', E'tab\t', -0, '{}', 'null')`)
+	if _, err := Install(testCtx(t), e.src(), InstallOptions{}); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("install without AllowNoKey: err=%v, want ErrNoKey", err)
+	}
+	res := e.install(InstallOptions{AllowNoKey: true})
+	if len(res.NoKey) != 1 {
+		t.Fatalf("install = %+v, want audit captured without a key", res)
+	}
+	e.bulkCopy(nil)
+	kmtest.Exec(t, e.SourceURL,
+		`INSERT INTO audit (at, what) SELECT now(), 'bulk ' || g FROM generate_series(1, 50) g`,
+		`INSERT INTO audit (what) VALUES ('dup'), ('dup')`,
+		`UPDATE audit SET what = 'one of the dups' WHERE ctid = (SELECT min(ctid) FROM audit WHERE what = 'dup' AND at IS NOT NULL)`,
+		`DELETE FROM audit WHERE ctid = (SELECT min(ctid) FROM audit WHERE what IS NULL)`,
+		`UPDATE audit SET amount = 1.5 WHERE what LIKE 'bulk 1%'`,
+		`DELETE FROM audit WHERE what LIKE 'bulk 2%'`,
+		`UPDATE audit SET doc = '{"x":  2}' WHERE amount = 0`)
+	e.finalDelta(Options{BatchRows: 7})
+	e.assertSame()
+	// a target that drifted is reported, not silently skipped
+	kmtest.Exec(t, e.TargetURL, `DELETE FROM audit WHERE what = 'one of the dups'`)
+	kmtest.Exec(t, e.SourceURL, `DELETE FROM audit WHERE what = 'one of the dups'`)
+	_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+	if err == nil || !strings.Contains(err.Error(), "the target differs from the source") {
+		t.Fatalf("err=%v, want a drift error", err)
+	}
+}
