@@ -123,7 +123,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 			post = newPostPhase(opts, ck, sectionCopy, parseScript(texts[1]))
 		}
 		if !state.PreDataDone {
-			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), reset); err != nil {
+			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), len(opts.Tables) > 0, reset); err != nil {
 				return err
 			}
 			state.PreDataDone = true

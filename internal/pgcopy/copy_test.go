@@ -95,3 +95,29 @@ func TestCopySchemaOnlyThenDataOnly(t *testing.T) {
 	}
 	sameTables(t, e, 5200, "public.parent", "public.child")
 }
+
+func TestCopyTableOption(t *testing.T) {
+	t.Parallel()
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE a (id serial PRIMARY KEY); CREATE TABLE b (id int); CREATE SEQUENCE loose;
+		INSERT INTO a DEFAULT VALUES; INSERT INTO b VALUES (1);
+		CREATE SCHEMA s; CREATE TYPE s.kind AS ENUM ('x'); CREATE TABLE s.c (k s.kind); INSERT INTO s.c VALUES ('x')`)
+	opts := testOptions(t, e)
+	opts.Tables = []string{"a"}
+	res, err := Copy(ctxT(t), opts)
+	if err != nil {
+		t.Fatalf("copy --table a: %v", err)
+	}
+	sameTables(t, e, 1, "public.a")
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM pg_class WHERE relname IN ('b', 'loose', 'c')"); got != 0 {
+		t.Errorf("target has %d of b, loose, c; want only a (and its sequence)", got)
+	}
+	if res.Sequences != 1 {
+		t.Errorf("sequences=%d, want 1 (a_id_seq, not the loose one)", res.Sequences)
+	}
+	// A table whose type is not on the target: the error says what to do.
+	opts.Tables = []string{"s.c"}
+	if _, err := Copy(ctxT(t), opts); err == nil || !strings.Contains(err.Error(), "with --table only the tables themselves are created") {
+		t.Errorf("copy --table s.c err=%v, want the --table hint", err)
+	}
+}

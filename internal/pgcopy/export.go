@@ -32,6 +32,7 @@ type Manifest struct {
 	PreData          *FileEntry       `json:"pre_data,omitempty"`
 	PostData         *FileEntry       `json:"post_data,omitempty"`
 	Matviews         []string         `json:"materialized_views,omitempty"`
+	TableFilter      []string         `json:"table_filter,omitempty"` // --table given to the export
 	Tables           []ManifestTable  `json:"tables"`
 	Sequences        []*Sequence      `json:"sequences"`
 	Totals           ManifestTotalRow `json:"totals"`
@@ -114,7 +115,7 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 		res.Warnings = append(res.Warnings, msg)
 	}
 	man := &Manifest{Version: 1, Created: time.Now().UTC(), Snapshot: coord.snapshot, SnapshotID: coord.snapshotID,
-		CaptureInstalled: captureOn, Source: ManifestSource{SystemID: coord.sysID, Database: coord.dbName,
+		CaptureInstalled: captureOn, TableFilter: opts.Tables, Source: ManifestSource{SystemID: coord.sysID, Database: coord.dbName,
 			ServerVersion: coord.major, URL: pgutil.Redact(opts.SourceURL)}}
 	tables, excluded, err := listTables(ctx, coord.conn, opts.Tables, opts.ExcludeTables)
 	if err != nil {

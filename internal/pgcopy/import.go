@@ -124,7 +124,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		if err != nil {
 			return err
 		}
-		if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(string(text)), reset); err != nil {
+		if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(string(text)), len(man.TableFilter) > 0, reset); err != nil {
 			return err
 		}
 		state.PreDataDone = true

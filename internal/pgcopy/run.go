@@ -67,7 +67,11 @@ func putState(ck *checkpoint.DB, section string, st *runState) error {
 
 // createSchema applies pre-data on a fresh connection after checking that
 // none of the tables exists yet.
-func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, beforeWrite func() error) error {
+//
+// With --table, pg_dump writes only the tables themselves: schemas, types
+// and functions they use must exist on the target already, and a failure
+// says so.
+func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, filtered bool, beforeWrite func() error) error {
 	existing, err := targetHasTables(ctx, dst, tables)
 	if err != nil {
 		return err
@@ -84,7 +88,12 @@ func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Tabl
 		return err
 	}
 	defer conn.Close(context.Background())
-	return applyPreData(ctx, conn, pre)
+	err = applyPreData(ctx, conn, pre)
+	if err != nil && filtered {
+		err = fmt.Errorf("%w (with --table only the tables themselves are created: create the schemas, types and functions they use first, "+
+			"e.g. with a full --schema-only copy, then copy with --data-only --table)", err)
+	}
+	return err
 }
 
 // postPhase builds post-data: a table's indexes while other tables still
