@@ -1,10 +1,14 @@
 package pgdelta
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
@@ -85,4 +89,42 @@ func TestOfflineExportImportExactlyOnce(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SHA-256") {
 		t.Fatalf("import of corrupted file: err=%v, want SHA-256 mismatch", err)
 	}
+}
+
+// TestImportCrashResume: import-delta dies inside its second part; the next
+// import applies the remaining parts only.
+func TestImportCrashResume(t *testing.T) {
+	e := newEnv(t, simpleDDL)
+	e.install(InstallOptions{})
+	e.bulkCopy(nil)
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO items (name, qty) SELECT 'n' || g, g FROM generate_series(1, 100) g`,
+		`UPDATE items SET qty = qty + 1 WHERE id % 3 = 0`)
+	dir := DirStore(t.TempDir())
+	if _, err := Export(testCtx(t), e.src(), dir, Options{BatchRows: 30}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	testHookBatch = func(context.Context, pgx.Tx) error {
+		calls++
+		if calls == 2 {
+			return errors.New("simulated crash")
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookBatch = nil })
+	if _, err := Import(testCtx(t), e.tgt(), dir, Options{}); err == nil || !strings.Contains(err.Error(), "simulated crash") {
+		t.Fatalf("err=%v, want the simulated crash", err)
+	}
+	if got := e.count(e.TargetURL, `SELECT count(*) FROM kwickmig.batches`); got != 1 {
+		t.Fatalf("%d parts recorded after the crash, want 1", got)
+	}
+	testHookBatch = nil
+	res, err := Import(testCtx(t), e.tgt(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 100+33-30 {
+		t.Fatalf("resumed import applied %d changes, want %d", res.Rows, 100+33-30)
+	}
+	e.assertSame()
 }
