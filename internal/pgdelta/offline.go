@@ -319,6 +319,17 @@ func manifestTables(ctx context.Context, target *pgx.Conn, m manifest) (map[int3
 			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
 			continue
 		}
+		if len(c.Key) > 0 {
+			ok, err := hasUniqueIndex(ctx, target, c.table)
+			if err != nil {
+				return nil, fmt.Errorf("target: read indexes of %s: %w", c.display(), err)
+			}
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s (no unique index on (%s) on the target: did the bulk import finish its indexes?)",
+					c.display(), strings.Join(c.Key, ", ")))
+				continue
+			}
+		}
 		ti, err := newTableInfo(c, cols)
 		if err != nil {
 			problems = append(problems, err.Error())

@@ -127,6 +127,17 @@ func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []c
 			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
 			continue
 		}
+		if len(c.Key) > 0 {
+			ok, err := hasUniqueIndex(ctx, target, c.table)
+			if err != nil {
+				return nil, fmt.Errorf("target: read indexes of %s: %w", c.display(), err)
+			}
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s (no unique index on (%s) on the target: did the bulk copy finish its indexes?)",
+					c.display(), strings.Join(c.Key, ", ")))
+				continue
+			}
+		}
 		ti, err := newTableInfo(c, tgtCols)
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -148,4 +159,22 @@ func colNames(cols []column) string {
 	}
 	sort.Strings(names)
 	return "(" + strings.Join(names, ", ") + ")"
+}
+
+// hasUniqueIndex reports whether t on conn has a valid, non-partial unique
+// index on exactly t.Key, which the apply's ON CONFLICT and key lookups need.
+func hasUniqueIndex(ctx context.Context, conn *pgx.Conn, t table) (bool, error) {
+	var ok bool
+	err := conn.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_index i
+			JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indisvalid
+			  AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($3::text[])
+			  AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+			       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+			       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			       WHERE k.ord <= i.indnkeyatts) = (SELECT array_agg(x ORDER BY x) FROM unnest($3::text[]) x))`,
+		t.Schema, t.Name, t.Key).Scan(&ok)
+	return ok, err
 }

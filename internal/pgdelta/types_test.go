@@ -172,6 +172,11 @@ func TestTargetMismatchRefused(t *testing.T) {
 	if !errors.Is(err, ErrSchemaChanged) || !strings.Contains(err.Error(), "public.items (source columns") {
 		t.Fatalf("err=%v, want a target column mismatch naming public.items", err)
 	}
+	kmtest.Exec(t, e.TargetURL, `ALTER TABLE items ADD COLUMN note text`, `ALTER TABLE items DROP CONSTRAINT items_pkey`)
+	_, err = FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+	if !errors.Is(err, ErrSchemaChanged) || !strings.Contains(err.Error(), "public.items (no unique index on (id)") {
+		t.Fatalf("err=%v, want a missing-index error naming public.items", err)
+	}
 }
 
 func TestBaselineBeforeInstallRefused(t *testing.T) {
