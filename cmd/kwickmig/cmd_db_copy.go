@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/objstore/s3store"
 	"github.com/kwick/kwickmig/internal/pgcopy"
 )
 
@@ -27,8 +29,7 @@ type DBCopyOptions struct {
 	Resume          bool
 	Report          string
 	NoAnalyze       bool
-	S3Endpoint      string
-	S3Region        string
+	S3              s3Options // export/import to s3://
 }
 
 // AddFlags registers the flags a command of the given kind ("copy",
@@ -37,8 +38,8 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	f := cmd.Flags()
 	if kind != "import" {
 		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
-		f.StringSliceVar(&o.Tables, "table", nil, "copy only this table (schema.table; repeatable)")
-		f.StringSliceVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table; repeatable)")
+		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, parts may be \"quoted\"; repeatable)")
+		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table; repeatable)")
 		f.StringVar(&o.SplitLargerThan, "split-larger-than", "512MB", "split tables larger than this into parallel page ranges (0 = never)")
 	}
 	if kind != "export" {
@@ -54,8 +55,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 		f.StringVar(&o.Location, "in", "", "directory or s3://bucket/prefix holding an export")
 	}
 	if kind != "copy" {
-		f.StringVar(&o.S3Endpoint, "s3-endpoint", "", "S3 endpoint URL (default: AWS)")
-		f.StringVar(&o.S3Region, "s3-region", "", "S3 region (default: from the AWS configuration)")
+		o.S3.AddFlags(f)
 	}
 	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
 	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
@@ -96,8 +96,7 @@ func addDBCopyCommands(db *cobra.Command, g *globalOptions) {
 func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options, error) {
 	po := pgcopy.Options{Jobs: o.Jobs, IndexJobs: o.IndexJobs, Tables: o.Tables, ExcludeTables: o.ExcludeTables,
 		SchemaOnly: o.SchemaOnly, DataOnly: o.DataOnly, Checkpoint: o.Checkpoint, Resume: o.Resume,
-		NoAnalyze: o.NoAnalyze, Location: o.Location, S3EndpointURL: o.S3Endpoint, S3Region: o.S3Region,
-		Logger: g.logger}
+		NoAnalyze: o.NoAnalyze, Location: o.Location, Logger: g.logger}
 	if o.Jobs < 1 || (kind != "export" && o.IndexJobs < 1) {
 		return po, usageErrorf("--jobs and --index-jobs must be at least 1")
 	}
@@ -118,9 +117,17 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 			return po, usageErrorf("db %s: --target (or KWICKMIG_TARGET_URL) is required", kind)
 		}
 	}
-	if kind != "copy" && strings.TrimSpace(o.Location) == "" {
-		flag := map[string]string{"export": "--out", "import": "--in"}[kind]
-		return po, usageErrorf("db %s: %s DIR|s3://BUCKET/PREFIX is required", kind, flag)
+	if kind != "copy" {
+		if strings.TrimSpace(o.Location) == "" {
+			flag := map[string]string{"export": "--out", "import": "--in"}[kind]
+			return po, usageErrorf("db %s: %s DIR|s3://BUCKET/PREFIX is required", kind, flag)
+		}
+		if (o.S3.ClientCert == "") != (o.S3.ClientKey == "") {
+			return po, usageErrorf("--client-cert and --client-key go together")
+		}
+		po.S3 = s3store.Options{EndpointURL: o.S3.EndpointURL, Region: o.S3.Region, Profile: o.S3.Profile,
+			CABundle: o.S3.CABundle, ClientCert: o.S3.ClientCert, ClientKey: o.S3.ClientKey,
+			Pacer: objstore.NewPacer(o.S3.MaxRPS)}
 	}
 	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
@@ -149,3 +151,41 @@ func between(s, a, b string) string {
 	}
 	return s[:j]
 }
+
+// TestDBExportImportCommand runs db export and db import through a
+// directory, with flags parsed by cobra as a user would give them.
+func TestDBExportImportCommand(t *testing.T) {
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE "a,b" (id int PRIMARY KEY); INSERT INTO "a,b" SELECT generate_series(1, 10);
+		CREATE TABLE other (id int); INSERT INTO other VALUES (1)`)
+	dir := filepath.Join(t.TempDir(), "exp")
+	ck := filepath.Join(t.TempDir(), "ck.db")
+	for _, args := range [][]string{
+		{"db", "export", "--source", e.SourceURL, "--out", dir, "--table", "a,b", "--checkpoint", ck},
+		{"db", "import", "--target", e.TargetURL, "--in", dir, "--checkpoint", ck, "--jobs", "1"},
+	} {
+		root := newRootCommand()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append(args, "--log-level", "error"))
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("kwickmig %s: %v", strings.Join(args[:2], " "), err)
+		}
+	}
+	var n int
+	c, err := pgxConnect(e.TargetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM "a,b"`).Scan(&n); err != nil || n != 10 {
+		t.Errorf(`target "a,b" rows=%d (%v), want 10`, n, err)
+	}
+	var other bool
+	if err := c.QueryRow(context.Background(), `SELECT to_regclass('other') IS NOT NULL`).Scan(&other); err != nil || other {
+		t.Errorf("target has table other=%v (%v), want it left out by --table", other, err)
+	}
+}
+
+func pgxConnect(url string) (*pgx.Conn, error) { return pgx.Connect(context.Background(), url) }

@@ -111,7 +111,7 @@ func TestExportImportS3(t *testing.T) {
 	kmtest.Exec(t, e.SourceURL, typesSchema)
 	opts := testOptions(t, e)
 	opts.Location = "s3://" + s3.Bucket + "/exports/one"
-	opts.S3EndpointURL = s3.Endpoint
+	opts.S3.EndpointURL = s3.Endpoint
 	if _, err := Export(ctxT(t), opts); err != nil {
 		t.Fatalf("export: %v", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kwick/kwickmig/internal/objstore/s3store"
 )
 
 // Defaults for zero-valued options.
@@ -43,9 +45,9 @@ type Options struct {
 
 	// Export/Import location: a local directory or s3://bucket/prefix.
 	Location string
-	// S3 client settings when Location is s3://.
-	S3EndpointURL string
-	S3Region      string
+	// S3 client settings when Location is s3:// (URL is taken from
+	// Location; the same settings as files sync).
+	S3 s3store.Options
 
 	// PgDump overrides the pg_dump binary (default: newest installed).
 	PgDump string

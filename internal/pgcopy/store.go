@@ -44,7 +44,12 @@ type exportStore interface {
 func openExportStore(ctx context.Context, opts *Options, create bool) (exportStore, error) {
 	loc := opts.Location
 	if strings.HasPrefix(loc, "s3://") {
-		s, err := s3store.New(ctx, s3store.Options{URL: loc, EndpointURL: opts.S3EndpointURL, Region: opts.S3Region, Concurrency: opts.Jobs * 2})
+		so := opts.S3
+		so.URL = loc
+		if so.Concurrency == 0 {
+			so.Concurrency = opts.Jobs * 2
+		}
+		s, err := s3store.New(ctx, so)
 		if err != nil {
 			return nil, err
 		}
