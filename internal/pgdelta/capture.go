@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
@@ -151,6 +152,10 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			}
 			for _, stmt := range triggerSQL(tid, t, logged) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
+					if isLockTimeout(err) {
+						return fmt.Errorf("could not lock %s within %s (transactions are writing to it); nothing was installed: retry at a quieter moment or raise --lock-timeout",
+							t.display(), lt)
+					}
 					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
 				}
 			}
@@ -238,6 +243,11 @@ $kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArra
 		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture", q),
 		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture_truncate", q),
 	}
+}
+
+func isLockTimeout(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
 // partitionTruncateTriggers adds the TRUNCATE trigger to every partition

@@ -149,6 +149,14 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if last.Mode == modeOffline {
 		return res, fmt.Errorf("target: earlier rounds were applied by import-delta; keep using final-delta --out and import-delta")
 	}
+	if last.Done && last.Round > 0 {
+		// The source's record of the last applied tick (for capture status)
+		// may lag if a run died right after its last commit.
+		if _, err := source.Exec(ctx, `UPDATE kwickmig.tick SET state = 'applied', round = $2
+			WHERE mode = 'direct' AND state = 'taken' AND snapshot::text = $1`, last.Snapshot, last.Round); err != nil {
+			return res, fmt.Errorf("source: record applied tick: %w", err)
+		}
+	}
 	base, err := baseline(ctx, target)
 	if err != nil {
 		return res, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kwick/kwickmig/internal/kmtest"
 )
@@ -229,5 +230,27 @@ func TestAllowNoKey(t *testing.T) {
 	_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
 	if err == nil || !strings.Contains(err.Error(), "the target differs from the source") {
 		t.Fatalf("err=%v, want a drift error", err)
+	}
+}
+
+func TestInstallLockTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, simpleDDL)
+	ctx := testCtx(t)
+	writer := e.src()
+	tx, err := writer.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO items (name) VALUES ('busy')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Install(ctx, e.src(), InstallOptions{LockTimeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "could not lock public.items within 200ms") {
+		t.Fatalf("err=%v, want a lock timeout naming public.items", err)
+	}
+	if ok, _ := CaptureInstalled(ctx, e.src()); ok {
+		t.Fatal("capture half installed after a lock timeout")
 	}
 }
