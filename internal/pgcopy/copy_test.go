@@ -1,6 +1,7 @@
 package pgcopy
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -119,5 +120,33 @@ func TestCopyTableOption(t *testing.T) {
 	opts.Tables = []string{"s.c"}
 	if _, err := Copy(ctxT(t), opts); err == nil || !strings.Contains(err.Error(), "with --table only the tables themselves are created") {
 		t.Errorf("copy --table s.c err=%v, want the --table hint", err)
+	}
+}
+
+// TestCopyRefusesRowSecurity: a role that row-level security would filter
+// gets an error, never a silently partial table.
+func TestCopyRefusesRowSecurity(t *testing.T) {
+	t.Parallel()
+	e := kmtest.PG(t)
+	role := kmtest.RandName("kw_reader_")
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE secret (id int, owner text); INSERT INTO secret VALUES (1, 'a'), (2, 'b');
+		ALTER TABLE secret ENABLE ROW LEVEL SECURITY; CREATE POLICY only_a ON secret USING (owner = 'a')`,
+		"CREATE ROLE "+role+" LOGIN PASSWORD 'pw'", "GRANT SELECT ON secret TO "+role)
+	t.Cleanup(func() { kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+role, "DROP ROLE "+role) })
+	kmtest.Exec(t, e.TargetURL, `CREATE TABLE secret (id int, owner text)`)
+	opts := testOptions(t, e)
+	u, err := url.Parse(e.SourceURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "pw")
+	opts.SourceURL = u.String()
+	opts.DataOnly = true
+	_, err = Copy(ctxT(t), opts)
+	if err == nil || !strings.Contains(err.Error(), "row-level security") {
+		t.Fatalf("err=%v, want a row-level security refusal", err)
+	}
+	if got := queryInt(t, e.TargetURL, "SELECT count(*) FROM secret"); got != 0 {
+		t.Errorf("target rows=%d, want 0", got)
 	}
 }

@@ -14,7 +14,10 @@ import (
 // sessionSQL makes text-format COPY exact and identical on both sides
 // (binary format does not depend on these). The empty search_path, as in
 // pg_restore, makes format_type() qualify user types alike on both sides.
-const sessionSQL = `SET DateStyle = ISO, YMD; SET IntervalStyle = postgres; SET TimeZone = 'UTC'; ` +
+// As pg_dump does, it lifts the role's timeouts: the coordinator stays idle
+// in its transaction for the whole copy and one COPY may run for hours.
+const sessionSQL = `SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; ` +
+	`SET DateStyle = ISO, YMD; SET IntervalStyle = postgres; SET TimeZone = 'UTC'; ` +
 	`SET extra_float_digits = 3; SET bytea_output = hex; SET client_min_messages = warning; ` +
 	`SELECT pg_catalog.set_config('search_path', '', false)`
 
@@ -105,7 +108,9 @@ func openSnapshotWorker(ctx context.Context, url, snapshotID string) (*pgx.Conn,
 	if err != nil {
 		return nil, err
 	}
-	sql := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " + quoteLiteral(snapshotID)
+	// row_security = off: a table with row-level security the role does not
+	// bypass fails loudly instead of copying a filtered subset (pg_dump).
+	sql := "SET row_security = off; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " + quoteLiteral(snapshotID)
 	if err := conn.PgConn().Exec(ctx, sql).Close(); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("source: import snapshot %s: %s", snapshotID, oneLine(err))
