@@ -179,9 +179,9 @@ func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOption
 	res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout})
 	if err == nil {
 		if res.AlreadyInstalled {
-			fmt.Fprintf(g.stdout, "capture already installed on %d tables; nothing changed\n", len(res.Tables))
+			fmt.Fprintf(g.stdout, "capture already installed on %s; nothing changed\n", deltaPlural(len(res.Tables), "table"))
 		} else {
-			fmt.Fprintf(g.stdout, "capture installed on %d tables: %s\n", len(res.Tables), strings.Join(res.Tables, ", "))
+			fmt.Fprintf(g.stdout, "capture installed on %s: %s\n", deltaPlural(len(res.Tables), "table"), strings.Join(res.Tables, ", "))
 			if len(res.NoKey) > 0 {
 				fmt.Fprintf(g.stdout, "captured without a key (full-row matching): %s\n", strings.Join(res.NoKey, ", "))
 			}
@@ -209,16 +209,16 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 		if !st.Installed {
 			fmt.Fprintln(g.stdout, "capture is not installed on the source")
 		} else {
-			fmt.Fprintf(g.stdout, "capture installed %s on %d tables\n", st.InstalledAt, st.Tables)
+			fmt.Fprintf(g.stdout, "capture installed %s on %s\n", st.InstalledAt, deltaPlural(st.Tables, "table"))
 			since := fmt.Sprintf("since round %d", st.LastRound)
 			if st.SinceInstall {
 				since = "since install (no delta round yet; includes changes the bulk copy already holds)"
 			}
-			age := "-"
-			if st.OldestAge != "" {
-				age = st.OldestAge
+			if st.Rows == 0 {
+				fmt.Fprintf(g.stdout, "backlog %s: none\n", since)
+			} else {
+				fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, deltaBytes(st.Bytes), st.OldestAge)
 			}
-			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, deltaBytes(st.Bytes), age)
 		}
 	}
 	return opts.finish(g, "db capture status", started, st, err)
@@ -379,6 +379,13 @@ func printDeltaResult(g *globalOptions, res pgdelta.Result, exported bool) {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(g.stderr, "warning:", w)
 	}
+}
+
+func deltaPlural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func deltaBytes(n int64) string {

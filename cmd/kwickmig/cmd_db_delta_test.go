@@ -108,7 +108,7 @@ func TestDBFinalDeltaCLI(t *testing.T) {
 		t.Fatalf("second final-delta: code %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI(t, ctx, "db", "capture", "status", "--checkpoint", cp)
-	if code != 0 || !strings.Contains(out, "since round 2: 0 rows") {
+	if code != 0 || !strings.Contains(out, "since round 2: none") {
 		t.Fatalf("status after rounds: code %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI(t, ctx, "db", "capture", "remove", "--checkpoint", cp)

@@ -41,7 +41,7 @@ type RoundResult struct {
 	Files    int     `json:"files,omitempty"`
 	Bytes    int64   `json:"bytes,omitempty"`
 	Skipped  bool    `json:"skipped,omitempty"` // already applied (import-delta)
-	Warnings []string
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Result is a final-delta or import-delta run.
