@@ -1,7 +1,103 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/cutover"
+	"github.com/kwick/kwickmig/internal/pgdelta"
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// ReportOptions are the flags of `kwickmig report`.
+type ReportOptions struct {
+	Checkpoint string
+	HTML       string
+	JSON       bool
+	Source     string
+	NoSource   bool
+}
+
+func (o *ReportOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file to report on (opened read-only)")
+	f.StringVar(&o.HTML, "html", "", "also write a self-contained HTML page (tables and a throughput chart) to this file")
+	f.BoolVar(&o.JSON, "json", false, "print JSON instead of text (for tooling)")
+	f.StringVar(&o.Source, "source", "", "source database, to read the live change-capture backlog (default $KWICKMIG_SOURCE_URL)")
+	f.BoolVar(&o.NoSource, "offline", false, "do not connect to the source; use the last recorded backlog")
+}
 
 // addReportCommand registers `kwickmig report`.
 func addReportCommand(root *cobra.Command, g *globalOptions) {
+	o := &ReportOptions{}
+	cmd := &cobra.Command{
+		Use:   "report [--html FILE] [--json]",
+		Short: "Print the whole migration's state from the checkpoint: files, tables, delta, verification, failures",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return runReport(cmd.Context(), o, g) },
+	}
+	o.AddFlags(cmd)
+	root.AddCommand(cmd)
+}
+
+func runReport(ctx context.Context, o *ReportOptions, g *globalOptions) error {
+	cp, err := checkpoint.OpenReadOnly(o.Checkpoint)
+	if err != nil {
+		return err
+	}
+	defer cp.Close()
+	rep, err := cutover.Build(cp, liveBacklog(ctx, o, g))
+	if err != nil {
+		return err
+	}
+	if o.HTML != "" {
+		if err := rep.WriteHTMLFile(o.HTML); err != nil {
+			return err
+		}
+	}
+	if o.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.WriteText(g.stdout)
+	if o.HTML != "" {
+		fmt.Fprintf(g.stdout, "\nHTML report: %s\n", o.HTML)
+	}
+	return nil
+}
+
+// liveBacklog reads the capture backlog from the source, if one is
+// configured; any problem only costs the live figure (the recorded one is
+// shown instead).
+func liveBacklog(ctx context.Context, o *ReportOptions, g *globalOptions) *cutover.Backlog {
+	url := o.Source
+	if url == "" {
+		url = os.Getenv("KWICKMIG_SOURCE_URL")
+	}
+	if url == "" || o.NoSource {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := pgutil.Connect(ctx, pgutil.Source, url)
+	if err != nil {
+		g.logger.Warn("live capture backlog not read", "err", err)
+		return nil
+	}
+	defer conn.Close(context.Background())
+	st, err := pgdelta.CaptureStatus(ctx, conn)
+	if err != nil || !st.Installed {
+		if err != nil {
+			g.logger.Warn("live capture backlog not read", "err", pgutil.RedactErr(err, url))
+		}
+		return nil
+	}
+	return &cutover.Backlog{Rows: st.Rows, Bytes: st.Bytes, OldestAge: st.OldestAge, AsOf: time.Now().UTC(), Live: true}
 }

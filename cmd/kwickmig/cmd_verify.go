@@ -60,7 +60,7 @@ func verifyExit(runErr error, interrupted, differ bool) int {
 	return ExitOK
 }
 
-func plural(n int64, one, many string) string {
+func nounCount(n int64, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)
 	}

@@ -121,13 +121,13 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if !res.OK() {
 		var parts []string
 		if n := int64(len(res.Schema)); n > 0 {
-			parts = append(parts, plural(n, "schema difference", "schema differences"))
+			parts = append(parts, nounCount(n, "schema difference", "schema differences"))
 		}
 		if n := int64(res.TablesDiffer); n > 0 {
-			parts = append(parts, plural(n, "table differs", "tables differ"))
+			parts = append(parts, nounCount(n, "table differs", "tables differ"))
 		}
 		if n := int64(res.SequencesBehind); n > 0 {
-			parts = append(parts, plural(n, "sequence behind", "sequences behind"))
+			parts = append(parts, nounCount(n, "sequence behind", "sequences behind"))
 		}
 		return &partialError{msg: "verify db: " + strings.Join(parts, ", ") + " (listed above" + reportHint(o.Report) + ")"}
 	}

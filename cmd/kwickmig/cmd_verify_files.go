@@ -143,13 +143,13 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if !res.OK() {
 		var parts []string
 		if res.Mismatches > 0 {
-			parts = append(parts, plural(res.Mismatches, "mismatch", "mismatches"))
+			parts = append(parts, nounCount(res.Mismatches, "mismatch", "mismatches"))
 		}
 		if res.ChangedSince > 0 {
-			parts = append(parts, plural(res.ChangedSince, "file changed since the last sync (run files sync again)", "files changed since the last sync (run files sync again)"))
+			parts = append(parts, nounCount(res.ChangedSince, "file changed since the last sync (run files sync again)", "files changed since the last sync (run files sync again)"))
 		}
 		if res.Errors > 0 {
-			parts = append(parts, plural(res.Errors, "file could not be checked", "files could not be checked"))
+			parts = append(parts, nounCount(res.Errors, "file could not be checked", "files could not be checked"))
 		}
 		return &partialError{msg: "verify files: " + strings.Join(parts, ", ") + " (listed above" + reportHint(o.Report) + ")"}
 	}

@@ -111,7 +111,7 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 	}
 	if !res.OK() {
 		return &partialError{msg: fmt.Sprintf("verify refs: %s (listed above%s)",
-			plural(res.Missing, "referenced key has no object", "referenced keys have no object"), reportHint(o.Report))}
+			nounCount(res.Missing, "referenced key has no object", "referenced keys have no object"), reportHint(o.Report))}
 	}
 	return nil
 }

@@ -1,0 +1,380 @@
+// Package cutover builds the whole migration's report from the checkpoint:
+// files synced and pending, tables copied, delta rounds and backlog,
+// verification outcomes and open failures, with the run history. It reads
+// what the commands recorded (run records, the files section, the db copy
+// sections) and writes it as text, JSON or one self-contained HTML page.
+package cutover
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
+)
+
+// Report is the migration's state (also its JSON form).
+type Report struct {
+	Checkpoint    string         `json:"checkpoint"`
+	Generated     time.Time      `json:"generated"`
+	Files         FilesState     `json:"files"`
+	Throughput    []SyncPoint    `json:"sync_throughput"`
+	DB            DBState        `json:"db"`
+	Delta         DeltaState     `json:"delta"`
+	Verifications []Verification `json:"verifications"`
+	OpenFailures  []Failure      `json:"open_failures"`
+	Runs          []Run          `json:"runs"`
+}
+
+// FilesState is the files side.
+type FilesState struct {
+	Pairing       string `json:"pairing,omitempty"` // source -> destination
+	Recorded      int    `json:"files_synced"`      // files in the checkpoint (confirmed uploads)
+	Syncs         int    `json:"sync_runs"`
+	Uploaded      int64  `json:"files_uploaded_total"`
+	BytesUploaded int64  `json:"bytes_uploaded_total"`
+	// Pending is what the latest runs left to do: files that failed in the
+	// last sync, plus files a later verify found changed or never synced.
+	Pending     int64  `json:"files_pending"`
+	PendingNote string `json:"files_pending_note,omitempty"`
+	LastSync    *Run   `json:"last_sync,omitempty"`
+}
+
+// SyncPoint is one files sync run, for the throughput chart.
+type SyncPoint struct {
+	Started     time.Time `json:"started"`
+	Files       int64     `json:"files_uploaded"`
+	Bytes       int64     `json:"bytes_uploaded"`
+	Seconds     float64   `json:"seconds"`
+	FilesPerSec float64   `json:"files_per_second"`
+	MBPerSec    float64   `json:"mb_per_second"`
+}
+
+// DBState is the bulk copy side.
+type DBState struct {
+	Pairing  string      `json:"pairing,omitempty"`
+	Method   string      `json:"method,omitempty"` // dbcopy or dbimport: the section the tables come from
+	Tables   []TableCopy `json:"tables"`
+	Complete bool        `json:"data_complete"`
+	LastCopy *Run        `json:"last_copy,omitempty"`
+}
+
+// TableCopy is one table's bulk copy progress.
+type TableCopy struct {
+	Table     string  `json:"table"`
+	Parts     int     `json:"parts"`
+	PartsDone int     `json:"parts_done"`
+	Rows      int64   `json:"rows"`
+	Bytes     int64   `json:"bytes"`
+	Seconds   float64 `json:"seconds"`
+	seen      int
+}
+
+// DeltaState is the change-capture side.
+type DeltaState struct {
+	Rounds      int        `json:"rounds_applied"`
+	RowsApplied int64      `json:"rows_applied"`
+	LastRound   *time.Time `json:"last_round,omitempty"`
+	Backlog     *Backlog   `json:"backlog,omitempty"`
+}
+
+// Backlog is the change log not yet applied.
+type Backlog struct {
+	Rows      int64     `json:"rows"`
+	Bytes     int64     `json:"bytes"`
+	OldestAge string    `json:"oldest_age,omitempty"`
+	AsOf      time.Time `json:"as_of"`
+	Live      bool      `json:"live"` // read from the source now, not from a recorded status run
+}
+
+// Verification is the latest run of one verify command.
+type Verification struct {
+	Command  string         `json:"command"`
+	Finished time.Time      `json:"finished"`
+	Outcome  string         `json:"outcome"` // all match, differences found, could not run, interrupted
+	ExitCode int            `json:"exit_code"`
+	Headline string         `json:"headline"`
+	Summary  map[string]any `json:"summary,omitempty"`
+}
+
+// Failure is a command whose latest run did not succeed.
+type Failure struct {
+	Command  string    `json:"command"`
+	Finished time.Time `json:"finished"`
+	ExitCode int       `json:"exit_code"`
+	Detail   string    `json:"detail"`
+}
+
+// Run is one line of the run history.
+type Run struct {
+	Command  string         `json:"command"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	Seconds  float64        `json:"seconds"`
+	ExitCode int            `json:"exit_code"`
+	Headline string         `json:"headline"`
+	Summary  map[string]any `json:"summary,omitempty"`
+}
+
+// Build reads the checkpoint. backlog, if not nil, is a live reading of
+// the capture backlog (it replaces the last recorded status).
+func Build(cp *checkpoint.DB, backlog *Backlog) (*Report, error) {
+	r := &Report{Checkpoint: cp.Path(), Generated: time.Now().UTC(),
+		Throughput: []SyncPoint{}, Verifications: []Verification{}, OpenFailures: []Failure{}, Runs: []Run{}}
+	var err error
+	if r.Files.Recorded, err = cp.CountFiles(); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	r.Files.Pairing, _ = cp.Bound("files")
+	r.DB.Pairing, _ = cp.Bound("db")
+	if err := cp.Runs(func(rec checkpoint.RunRecord) error {
+		r.Runs = append(r.Runs, runOf(rec))
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	r.files()
+	r.delta()
+	r.verifications()
+	r.failures()
+	if err := r.tables(cp); err != nil {
+		return nil, err
+	}
+	if backlog != nil {
+		r.Delta.Backlog = backlog
+	}
+	return r, nil
+}
+
+func runOf(rec checkpoint.RunRecord) Run {
+	return Run{Command: rec.Command, Started: rec.Started, Finished: rec.Finished,
+		Seconds: rec.Finished.Sub(rec.Started).Seconds(), ExitCode: rec.ExitCode,
+		Summary: rec.Summary, Headline: headline(rec.Command, rec.Summary)}
+}
+
+func (r *Report) files() {
+	var last *Run
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		if run.Command != "files sync" {
+			continue
+		}
+		r.Files.Syncs++
+		files, bytes := num(run.Summary, "files_uploaded"), num(run.Summary, "bytes_uploaded")
+		r.Files.Uploaded += int64(files)
+		r.Files.BytesUploaded += int64(bytes)
+		secs := num(run.Summary, "duration_seconds")
+		if secs <= 0 {
+			secs = run.Seconds
+		}
+		p := SyncPoint{Started: run.Started, Files: int64(files), Bytes: int64(bytes), Seconds: secs}
+		if secs > 0 {
+			p.FilesPerSec, p.MBPerSec = files/secs, bytes/secs/1e6
+		}
+		r.Throughput = append(r.Throughput, p)
+		last = run
+	}
+	if last == nil {
+		return
+	}
+	r.Files.LastSync = last
+	r.Files.Pending = int64(num(last.Summary, "files_failed"))
+	notes := []string{fmt.Sprintf("%d failed in the last sync", r.Files.Pending)}
+	// A verify files after the last sync knows what changed since.
+	for i := range r.Runs {
+		v := &r.Runs[i]
+		if v.Command == "verify files" && !v.Started.Before(last.Finished) && v.ExitCode != 1 {
+			n := int64(num(v.Summary, "changed_since_sync"))
+			r.Files.Pending += n
+			notes = append(notes[:1], fmt.Sprintf("%d changed or new since, found by verify files at %s", n, v.Finished.UTC().Format(time.DateTime)))
+		}
+	}
+	r.Files.PendingNote = strings.Join(notes, "; ")
+}
+
+func (r *Report) delta() {
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		switch run.Command {
+		case "db final-delta", "db import-delta":
+			if run.ExitCode != 0 {
+				continue
+			}
+			rounds, _ := run.Summary["rounds"].([]any)
+			for _, x := range rounds {
+				m, _ := x.(map[string]any)
+				if b, _ := m["skipped"].(bool); b {
+					continue
+				}
+				r.Delta.Rounds++
+				r.Delta.RowsApplied += int64(num(m, "rows"))
+				t := run.Finished
+				r.Delta.LastRound = &t
+			}
+		case "db capture status":
+			if run.ExitCode == 0 {
+				r.Delta.Backlog = &Backlog{Rows: int64(num(run.Summary, "backlog_rows")), Bytes: int64(num(run.Summary, "backlog_bytes")),
+					OldestAge: str(run.Summary, "oldest_age"), AsOf: run.Finished}
+			}
+		}
+	}
+}
+
+func (r *Report) verifications() {
+	latest := map[string]Run{}
+	for _, run := range r.Runs {
+		if strings.HasPrefix(run.Command, "verify ") {
+			latest[run.Command] = run
+		}
+	}
+	for _, run := range latest {
+		r.Verifications = append(r.Verifications, Verification{Command: run.Command, Finished: run.Finished,
+			Outcome: outcome(run.ExitCode), ExitCode: run.ExitCode, Headline: run.Headline, Summary: run.Summary})
+	}
+	sort.Slice(r.Verifications, func(i, j int) bool { return r.Verifications[i].Command < r.Verifications[j].Command })
+}
+
+func outcome(code int) string {
+	switch code {
+	case 0:
+		return "all match"
+	case 2:
+		return "differences found"
+	case 130:
+		return "interrupted"
+	}
+	return "could not run"
+}
+
+// failures lists commands whose latest run failed: a later success of the
+// same command closes an earlier failure. db capture status and report-only
+// commands do not open failures.
+func (r *Report) failures() {
+	latest := map[string]Run{}
+	var order []string
+	for _, run := range r.Runs {
+		if run.Command == "db capture status" {
+			continue
+		}
+		if _, ok := latest[run.Command]; !ok {
+			order = append(order, run.Command)
+		}
+		latest[run.Command] = run
+	}
+	for _, c := range order {
+		run := latest[c]
+		if run.ExitCode == 0 {
+			continue
+		}
+		detail := str(run.Summary, "error")
+		if detail == "" {
+			detail = run.Headline
+		}
+		r.OpenFailures = append(r.OpenFailures, Failure{Command: c, Finished: run.Finished, ExitCode: run.ExitCode, Detail: detail})
+	}
+}
+
+// partState mirrors the JSON pgcopy stores per copied part
+// ("part/<table>#<n>" in its dbcopy or dbimport section).
+type partState struct {
+	Done    bool    `json:"done"`
+	Rows    int64   `json:"rows"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// tables reads the bulk copy's per-part progress. Parts not started have
+// no entry; the plan ("plan/<table>": the list of ranges) gives the total.
+func (r *Report) tables(cp *checkpoint.DB) error {
+	for _, section := range []string{"dbcopy", "dbimport"} {
+		byTable := map[string]*TableCopy{}
+		get := func(name string) *TableCopy {
+			t := byTable[name]
+			if t == nil {
+				t = &TableCopy{Table: name}
+				byTable[name] = t
+			}
+			return t
+		}
+		complete := false
+		err := cp.ForEachJSON(section, func(key string, raw []byte) error {
+			switch {
+			case strings.HasPrefix(key, "part/"):
+				name, _, _ := cutLast(strings.TrimPrefix(key, "part/"), "#")
+				var p partState
+				if json.Unmarshal(raw, &p) != nil {
+					return nil
+				}
+				t := get(prettyTable(name))
+				t.seen++
+				if p.Done {
+					t.PartsDone++
+				}
+				t.Rows += p.Rows
+				t.Bytes += p.Bytes
+				t.Seconds += p.Seconds
+			case strings.HasPrefix(key, "plan/"):
+				var ranges []json.RawMessage
+				if json.Unmarshal(raw, &ranges) == nil {
+					get(prettyTable(strings.TrimPrefix(key, "plan/"))).Parts = max(len(ranges), 1)
+				}
+			case key == "state":
+				var st struct {
+					DataDone bool `json:"data_done"`
+				}
+				if json.Unmarshal(raw, &st) == nil {
+					complete = st.DataDone
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if len(byTable) == 0 {
+			continue
+		}
+		r.DB.Method, r.DB.Complete, r.DB.Tables = section, complete, nil
+		for _, t := range byTable {
+			t.Parts = max(t.Parts, t.seen)
+			r.DB.Tables = append(r.DB.Tables, *t)
+		}
+		sort.Slice(r.DB.Tables, func(i, j int) bool { return r.DB.Tables[i].Table < r.DB.Tables[j].Table })
+	}
+	if r.DB.Tables == nil {
+		r.DB.Tables = []TableCopy{}
+	}
+	for i := range r.Runs {
+		switch r.Runs[i].Command {
+		case "db copy", "db import":
+			r.DB.LastCopy = &r.Runs[i]
+		}
+	}
+	return nil
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
+
+func num(m map[string]any, k string) float64 {
+	switch v := m[k].(type) {
+	case float64:
+		return v
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
+	}
+	return 0
+}
+
+func str(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
