@@ -58,7 +58,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	if err := ck.Bind(sectionBind, dbIdentity(coord.sysID, coord.dbName, targetIdentity(dst))); err != nil {
 		return err
 	}
-	state, err := loadState(ck, sectionCopy, opts.Resume, coord.snapshot)
+	state, err := loadState(ck, sectionCopy, opts.Resume, coord.snapshot, captureOn)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 			post = newPostPhase(opts, ck, sectionCopy, parseScript(texts[1]))
 		}
 		if !state.PreDataDone {
-			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), len(opts.Tables) > 0, reset); err != nil {
+			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), len(opts.Tables) > 0, opts.Resume, reset); err != nil {
 				return err
 			}
 			state.PreDataDone = true
@@ -201,7 +201,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		}
 	}
 	if !opts.SchemaOnly {
-		ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, state.Baseline, log, &res.Warnings)
+		ok, err := recordBaseline(ctx, opts.TargetURL, state.CaptureOn && captureOn, state.Baseline, log, &res.Warnings)
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 	if err := ck.Bind(sectionBind, dbIdentity(man.Source.SystemID, man.Source.Database, targetIdentity(dst))); err != nil {
 		return err
 	}
-	state, err := loadState(ck, sectionImport, opts.Resume, man.Snapshot)
+	state, err := loadState(ck, sectionImport, opts.Resume, man.Snapshot, man.CaptureInstalled)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		if err != nil {
 			return err
 		}
-		if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(string(text)), len(man.TableFilter) > 0, reset); err != nil {
+		if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(string(text)), len(man.TableFilter) > 0, opts.Resume, reset); err != nil {
 			return err
 		}
 		state.PreDataDone = true

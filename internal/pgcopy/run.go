@@ -22,6 +22,10 @@ import (
 type runState struct {
 	Baseline     string    `json:"baseline"` // pg_current_snapshot() of the first run: tick 0
 	Started      time.Time `json:"started"`
+	// CaptureOn: change capture was installed before the first run's
+	// snapshot, so every later change is in the log. A resumed run keeps
+	// the first run's answer (installing capture later leaves a gap).
+	CaptureOn bool `json:"capture_installed"`
 	PreDataDone  bool      `json:"pre_data_done"`
 	DataDone     bool      `json:"data_done"`
 	PostDataDone bool      `json:"post_data_done"`
@@ -45,7 +49,7 @@ func finishRun(ctx context.Context, ck *checkpoint.DB, res *Result, err error) {
 
 // loadState reads the run state when resuming, or starts a fresh one (the
 // caller clears the earlier run's progress before its first write).
-func loadState(ck *checkpoint.DB, section string, resume bool, snapshot string) (*runState, error) {
+func loadState(ck *checkpoint.DB, section string, resume bool, snapshot string, captureOn bool) (*runState, error) {
 	st := &runState{}
 	if resume {
 		if _, err := ck.GetJSON(section, "state", st); err != nil {
@@ -53,7 +57,7 @@ func loadState(ck *checkpoint.DB, section string, resume bool, snapshot string) 
 		}
 	}
 	if st.Baseline == "" {
-		st.Baseline, st.Started = snapshot, time.Now()
+		st.Baseline, st.Started, st.CaptureOn = snapshot, time.Now(), captureOn
 	}
 	return st, nil
 }
@@ -71,10 +75,15 @@ func putState(ck *checkpoint.DB, section string, st *runState) error {
 // With --table, pg_dump writes only the tables themselves: schemas, types
 // and functions they use must exist on the target already, and a failure
 // says so.
-func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, filtered bool, beforeWrite func() error) error {
+func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Table, pre *script, filtered, resume bool, beforeWrite func() error) error {
 	existing, err := targetHasTables(ctx, dst, tables)
 	if err != nil {
 		return err
+	}
+	if resume && len(existing) == len(tables) && len(tables) > 0 {
+		// pre-data is one transaction: the interrupted run committed it
+		// but did not get to record it.
+		return nil
 	}
 	if len(existing) > 0 {
 		return fmt.Errorf("target: table %s already exists (%d of %d): use --data-only to load into an existing schema, or --resume to continue an earlier copy",
