@@ -50,12 +50,12 @@ $D compare "$SRC_DB" "$DST_DB"
 
 if $K verify --help >/dev/null 2>&1; then
   step "Verify"
-  run $K verify files --src "$work/receipts" --dst s3://kwick-receipts/receipts --checkpoint "$CP"
-  run $K verify db --checkpoint "$CP"
+  run $K verify files --src "$work/receipts" --dst s3://kwick-receipts/receipts --checkpoint "$CP" --checksum --report "$work/verify-files.json"
+  run $K verify db --checkpoint "$CP" --report "$work/verify-db.json"
+  run $K verify refs --source-db "$SRC_DB" --query 'SELECT file_key FROM receipts' --dst s3://kwick-receipts/receipts --checkpoint "$CP"
 fi
 if $K report --help >/dev/null 2>&1; then
   step "Cutover report"
   run $K report --checkpoint "$CP" --html "$work/report.html"
-  echo "HTML report: $work/report.html"
 fi
 step "Done. Work directory: $work (reports: files-1.json files-2.json db-copy.json delta.json)"
