@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kind classifies a directory entry.
@@ -162,10 +164,13 @@ func (w *Walker) readDir(rel string, ancestors []devIno, errFn ErrorFunc) ([]Ent
 	}
 	slices.Sort(names)
 	entries := make([]Entry, 0, len(names))
+	// fstatat relative to the open directory: the kernel resolves one name,
+	// not the whole path again for every entry (it matters on deep NFS trees).
+	dirfd := int(f.Fd())
 	for _, name := range names {
 		childRel := Join(rel, name)
-		var st syscall.Stat_t
-		if err := syscall.Lstat(filepath.Join(dir, name), &st); err != nil {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed since the listing: simply not there
 			}
@@ -176,7 +181,7 @@ func (w *Walker) readDir(rel string, ancestors []devIno, errFn ErrorFunc) ([]Ent
 		}
 		e := entryFromStat(name, &st)
 		if e.Kind == KindSymlink && w.FollowSymlinks {
-			if err := syscall.Stat(filepath.Join(dir, name), &st); err != nil {
+			if err := unix.Fstatat(dirfd, name, &st, 0); err != nil {
 				if err := errFn(childRel, fmt.Errorf("follow symlink: %w", err)); err != nil {
 					return nil, err
 				}
@@ -198,21 +203,21 @@ func (w *Walker) readDir(rel string, ancestors []devIno, errFn ErrorFunc) ([]Ent
 	return entries, nil
 }
 
-func entryFromStat(name string, st *syscall.Stat_t) Entry {
+func entryFromStat(name string, st *unix.Stat_t) Entry {
 	e := Entry{
 		Name:    name,
 		Size:    st.Size,
 		MtimeNs: st.Mtim.Nano(),
 		CtimeNs: st.Ctim.Nano(),
 		Inode:   st.Ino,
-		Dev:     uint64(st.Dev),
+		Dev:     st.Dev,
 	}
-	switch st.Mode & syscall.S_IFMT {
-	case syscall.S_IFREG:
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
 		e.Kind = KindFile
-	case syscall.S_IFDIR:
+	case unix.S_IFDIR:
 		e.Kind = KindDir
-	case syscall.S_IFLNK:
+	case unix.S_IFLNK:
 		e.Kind = KindSymlink
 	default:
 		e.Kind = KindOther
