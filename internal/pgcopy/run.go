@@ -20,15 +20,15 @@ import (
 
 // runState is a copy's or import's progress beyond single parts.
 type runState struct {
-	Baseline     string    `json:"baseline"` // pg_current_snapshot() of the first run: tick 0
-	Started      time.Time `json:"started"`
+	Baseline string    `json:"baseline"` // pg_current_snapshot() of the first run: tick 0
+	Started  time.Time `json:"started"`
 	// CaptureOn: change capture was installed before the first run's
 	// snapshot, so every later change is in the log. A resumed run keeps
 	// the first run's answer (installing capture later leaves a gap).
-	CaptureOn bool `json:"capture_installed"`
-	PreDataDone  bool      `json:"pre_data_done"`
-	DataDone     bool      `json:"data_done"`
-	PostDataDone bool      `json:"post_data_done"`
+	CaptureOn    bool `json:"capture_installed"`
+	PreDataDone  bool `json:"pre_data_done"`
+	DataDone     bool `json:"data_done"`
+	PostDataDone bool `json:"post_data_done"`
 }
 
 // finishRun stamps the result and appends the run record.
