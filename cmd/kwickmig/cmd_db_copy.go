@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 
@@ -172,6 +173,9 @@ func finishDBCommand(res *pgcopy.Result, err error, report string, g *globalOpti
 		if rerr := pgcopy.WriteReport(report, res); rerr != nil && err == nil {
 			err = rerr
 		}
+	}
+	if err == nil && res != nil && len(res.Failures) > 0 {
+		return &partialError{msg: fmt.Sprintf("%s finished with %d failure(s), first: %s", res.Command, len(res.Failures), res.Failures[0])}
 	}
 	return err
 }

@@ -189,3 +189,21 @@ func TestDBExportImportCommand(t *testing.T) {
 }
 
 func pgxConnect(url string) (*pgx.Conn, error) { return pgx.Connect(context.Background(), url) }
+
+// TestDBCopyPartial: a run that finishes with an item it could not do (a
+// sequence missing on a hand-made target schema) exits 2 and names it.
+func TestDBCopyPartial(t *testing.T) {
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t DEFAULT VALUES`)
+	kmtest.Exec(t, e.TargetURL, `CREATE TABLE t (id int PRIMARY KEY)`)
+	g, out := testGlobals(t)
+	opts := DBCopyOptions{Source: e.SourceURL, Target: e.TargetURL, Jobs: 1, IndexJobs: 1, SplitLargerThan: "0",
+		DataOnly: true, Checkpoint: filepath.Join(t.TempDir(), "ck.db")}
+	err := runDBCopy(context.Background(), opts, g)
+	if got := exitCode(context.Background(), err); got != ExitPartial {
+		t.Fatalf("exit code=%d (err %v), want %d", got, err, ExitPartial)
+	}
+	if !strings.Contains(err.Error(), `sequence "public"."t_id_seq" not set`) || !strings.Contains(out.String(), "failed:") {
+		t.Errorf("err %q / summary %q, want the sequence named", err, out.String())
+	}
+}

@@ -168,7 +168,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		if err != nil {
 			return err
 		}
-		if err := setSequences(ctx, dst, seqs, &res.Warnings); err != nil {
+		if err := setSequences(ctx, dst, seqs, &res.Failures); err != nil {
 			return err
 		}
 		res.Sequences = len(seqs)

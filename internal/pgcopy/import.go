@@ -161,7 +161,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		if err != nil {
 			return err
 		}
-		if err := setSequences(ctx, dst, man.Sequences, &res.Warnings); err != nil {
+		if err := setSequences(ctx, dst, man.Sequences, &res.Failures); err != nil {
 			return err
 		}
 		res.Sequences = len(man.Sequences)

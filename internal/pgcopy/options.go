@@ -145,6 +145,9 @@ type Result struct {
 	Sequences     int           `json:"sequences"`
 	PostDataItems int           `json:"post_data_items"`
 	Warnings      []string      `json:"warnings,omitempty"`
+	// Failures are items the run could not do although it finished (a
+	// sequence it could not set): the command exits 2.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // Summary returns the run's totals for the checkpoint's run history.

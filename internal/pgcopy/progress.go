@@ -179,6 +179,9 @@ func WriteSummary(w io.Writer, r *Result) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintln(w, "warning:", warn)
 	}
+	for _, f := range r.Failures {
+		fmt.Fprintln(w, "failed:", f)
+	}
 }
 
 // WriteReport writes the result as JSON to path (atomically).

@@ -180,11 +180,11 @@ func runParts(ctx context.Context, jobs int, todo []*Part, worker func(ctx conte
 }
 
 // setSequences sets each sequence on the target to its snapshot value.
-func setSequences(ctx context.Context, dst *pgx.Conn, seqs []*Sequence, warnings *[]string) error {
+func setSequences(ctx context.Context, dst *pgx.Conn, seqs []*Sequence, failures *[]string) error {
 	for _, s := range seqs {
 		_, err := dst.Exec(ctx, "SELECT pg_catalog.setval($1::regclass, $2, $3)", s.QName(), s.LastValue, s.IsCalled)
 		if err != nil {
-			*warnings = append(*warnings, fmt.Sprintf("sequence %s not set: %s", s.QName(), oneLine(err)))
+			*failures = append(*failures, fmt.Sprintf("sequence %s not set: %s", s.QName(), oneLine(err)))
 		}
 	}
 	return nil
