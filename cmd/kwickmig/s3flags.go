@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -41,6 +42,8 @@ func (o *s3Options) open(ctx context.Context, url string, concurrency int, multi
 		URL: url, EndpointURL: o.EndpointURL, Region: o.Region, Profile: o.Profile,
 		CABundle: o.CABundle, ClientCert: o.ClientCert, ClientKey: o.ClientKey,
 		Concurrency: concurrency, Pacer: pacer, MultipartThreshold: multipart, PartSize: min(max(multipart, 5<<20), 16<<20),
+		// Escape hatch: send every PutObject through the SDK's full stack.
+		DisableFastPut: os.Getenv("KWICKMIG_DISABLE_FAST_PUT") != "",
 	})
 	if err != nil {
 		return nil, err

@@ -69,6 +69,9 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 		}
 		sum = objstore.EncodeCRC32C(h.Sum32())
 	}
+	if s.fast != nil {
+		return s.fast.put(ctx, full, body, size, o, sum)
+	}
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         &s.bucket,
 		Key:            &full,

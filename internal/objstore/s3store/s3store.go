@@ -48,6 +48,9 @@ type Options struct {
 	Pacer *objstore.Pacer
 	// HTTPClient overrides the transport (tests).
 	HTTPClient *http.Client
+	// DisableFastPut sends every PutObject through the SDK's middleware
+	// stack (see fastput.go); for comparison and as an escape hatch.
+	DisableFastPut bool
 }
 
 func (o *Options) fill() {
@@ -69,6 +72,7 @@ func (o *Options) fill() {
 type Store struct {
 	client *s3.Client
 	tm     *tm.Client
+	fast   *fastPutter // nil: every PUT goes through the SDK
 	bucket string
 	prefix string // "" or ends with "/"
 	opts   Options
@@ -158,6 +162,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		}
 	})
 	s := &Store{client: client, bucket: bucket, prefix: prefix, opts: o}
+	if !o.DisableFastPut {
+		s.fast = newFastPutter(ctx, client, bucket, o, httpClient)
+	}
 	s.tm = tm.New(client, func(to *tm.Options) {
 		to.MultipartUploadThreshold = o.MultipartThreshold
 		to.PartSizeBytes = o.PartSize
