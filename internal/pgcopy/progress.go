@@ -152,6 +152,8 @@ func (pr *progress) finish(tables []*Table) []TableResult {
 	close(pr.stop)
 	pr.wg.Wait()
 	if pr.bar != nil {
+		pr.bar.Describe(pr.verb)
+		pr.bar.ChangeMax64(max(pr.bytes.Load(), 1)) // the on-disk size was an estimate
 		_ = pr.bar.Finish()
 		fmt.Fprintln(pr.w)
 	}
