@@ -31,16 +31,16 @@ func (o *Options) fill() {
 
 // RoundResult describes one applied (or exported) round.
 type RoundResult struct {
-	Round    int     `json:"round"`
-	Tick     string  `json:"tick"`
-	Prev     string  `json:"prev_tick"`
-	Rows     int64   `json:"rows"`
-	Resumed  bool    `json:"resumed,omitempty"`
-	Seconds  float64 `json:"seconds"`
-	Replica  bool    `json:"replica_mode,omitempty"`
-	Files    int     `json:"files,omitempty"`
-	Bytes    int64   `json:"bytes,omitempty"`
-	Skipped  bool    `json:"skipped,omitempty"` // already applied (import-delta)
+	Round    int      `json:"round"`
+	Tick     string   `json:"tick"`
+	Prev     string   `json:"prev_tick"`
+	Rows     int64    `json:"rows"`
+	Resumed  bool     `json:"resumed,omitempty"`
+	Seconds  float64  `json:"seconds"`
+	Replica  bool     `json:"replica_mode,omitempty"`
+	Files    int      `json:"files,omitempty"`
+	Bytes    int64    `json:"bytes,omitempty"`
+	Skipped  bool     `json:"skipped,omitempty"` // already applied (import-delta)
 	Warnings []string `json:"warnings,omitempty"`
 }
 

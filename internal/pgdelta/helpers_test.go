@@ -1,7 +1,6 @@
 package pgdelta
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -64,7 +63,8 @@ func (e *env) install(opts InstallOptions) InstallResult {
 // writers).
 func (e *env) bulkCopy(between func()) string {
 	e.t.Helper()
-	ctx := testCtx(e.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
 	src, tgt := e.src(), e.tgt()
 	tx, err := src.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -98,12 +98,18 @@ func (e *env) bulkCopy(between func()) string {
 			}
 		}
 		list := strings.Join(names, ", ")
-		var buf bytes.Buffer
-		if _, err := tx.Conn().PgConn().CopyTo(ctx, &buf, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, tb.qname())); err != nil {
-			e.t.Fatalf("copy out %s: %v", tb.display(), err)
-		}
-		if _, err := tgt.PgConn().CopyFrom(ctx, io.Reader(&buf), fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", tb.qname(), list)); err != nil {
+		pr, pw := io.Pipe()
+		outErr := make(chan error, 1)
+		go func() {
+			_, err := tx.Conn().PgConn().CopyTo(ctx, pw, fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, tb.qname()))
+			pw.CloseWithError(err)
+			outErr <- err
+		}()
+		if _, err := tgt.PgConn().CopyFrom(ctx, pr, fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", tb.qname(), list)); err != nil {
 			e.t.Fatalf("copy in %s: %v", tb.display(), err)
+		}
+		if err := <-outErr; err != nil {
+			e.t.Fatalf("copy out %s: %v", tb.display(), err)
 		}
 	}
 	ok, err := CaptureInstalled(ctx, src)
