@@ -3,11 +3,12 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
@@ -25,6 +26,7 @@ import (
 // compared by checksum (HEAD + local hash) or, when deep, byte for byte.
 type contentJob struct {
 	rel, key string
+	etag     string // from the listing
 	entry    source.Entry
 	rec      *checkpoint.FileRecord
 	deep     bool
@@ -73,37 +75,58 @@ func (v *filesVerifier) classifyRec(d FileDiff, j contentJob) FileDiff {
 	return v.classify(d, &j.entry, rec)
 }
 
-// compareChecksum hashes the source file with the algorithm of the
-// object's stored checksum (CRC32C from files sync, or SHA-256). An object
-// without a stored checksum is compared byte for byte instead.
+// compareChecksum compares the file with the object without downloading
+// it. The file is read once into MD5 and CRC32C. When the listing's ETag is
+// a plain MD5 (single-part uploads without SSE-KMS) and equals the file's,
+// the object matches with no request at all (rclone check does the same).
+// Otherwise a HEAD fetches the stored checksum (files sync's CRC32C, or
+// SHA-256), which decides: an ETag alone never reports a mismatch, since
+// some encryption modes make it something other than the MD5. An object
+// without a stored checksum is compared byte for byte.
 func (v *filesVerifier) compareChecksum(ctx context.Context, j contentJob) (*FileDiff, error) {
+	md, crc := md5.New(), crc32.New(objstore.Castagnoli)
+	if err := v.hashFile(j, io.MultiWriter(md, crc)); err != nil {
+		return nil, err
+	}
+	if isMD5(j.etag) && hex.EncodeToString(md.Sum(nil)) == strings.ToLower(j.etag) {
+		return nil, nil
+	}
 	info, err := v.st.Head(ctx, j.key)
 	if err != nil {
 		return nil, err
 	}
-	algo, want, ok := strings.Cut(info.Checksum, ":")
-	var h hash.Hash
-	switch {
-	case ok && algo == "crc32c":
-		h = crc32.New(objstore.Castagnoli)
-	case ok && algo == "sha256":
-		h = sha256.New()
+	if info.Size != j.entry.Size {
+		return &FileDiff{Kind: KindSize, Path: j.rel, Key: j.key, SourceSize: j.entry.Size, ObjectSize: info.Size}, nil
+	}
+	algo, want, _ := strings.Cut(info.Checksum, ":")
+	var got string
+	switch algo {
+	case "crc32c":
+		got = base64.StdEncoding.EncodeToString(crc.Sum(nil))
+	case "sha256":
+		h := sha256.New()
+		if err := v.hashFile(j, h); err != nil {
+			return nil, err
+		}
+		got = base64.StdEncoding.EncodeToString(h.Sum(nil))
 	default:
 		v.res.noChecksum.Add(1)
 		return v.compareBytes(ctx, j)
 	}
-	if info.Size != j.entry.Size {
-		return &FileDiff{Kind: KindSize, Path: j.rel, Key: j.key, SourceSize: j.entry.Size, ObjectSize: info.Size}, nil
-	}
-	if err := v.hashFile(j, h); err != nil {
-		return nil, err
-	}
-	got := base64.StdEncoding.EncodeToString(h.Sum(nil))
 	if got != want {
 		return &FileDiff{Kind: KindChecksum, Path: j.rel, Key: j.key,
 			Detail: fmt.Sprintf("%s of the file %s, stored with the object %s", algo, got, want)}, nil
 	}
 	return nil, nil
+}
+
+// isMD5 reports whether an ETag looks like a plain MD5 (not multipart).
+func isMD5(etag string) bool {
+	if len(etag) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(etag)
+	return err == nil
 }
 
 // hashFile reads the file into h and checks it did not change meanwhile.

@@ -159,7 +159,7 @@ func (v *filesVerifier) both(ctx context.Context, dir string, e *source.Entry, i
 		v.res.matched.Add(1)
 		return nil
 	}
-	j := contentJob{rel: rel, key: info.Key, entry: *e}
+	j := contentJob{rel: rel, key: info.Key, etag: info.ETag, entry: *e}
 	if rec != nil && !rec.IsDir {
 		r := rec.Rec
 		j.rec = &r
