@@ -3,6 +3,7 @@ package pgcopy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -269,6 +270,8 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, l *loader, p *Part, pr *p
 	pr.partStarted(p)
 	start := time.Now()
 	pipeR, pipeW := io.Pipe()
+	// If the load fails before reading everything, unblock the reader side.
+	defer pipeR.CloseWithError(errPartAborted)
 	var bytes countWriter
 	done := make(chan copyResult, 1)
 	go func() {
@@ -301,6 +304,8 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, l *loader, p *Part, pr *p
 	pr.partDone(p, false)
 	return nil
 }
+
+var errPartAborted = errors.New("part aborted")
 
 // copyBufferSize batches COPY rows between the two connections.
 const copyBufferSize = 256 << 10
