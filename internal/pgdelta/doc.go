@@ -4,9 +4,32 @@
 // exactly once, whatever order the source's transactions committed in. See
 // DESIGN.md, "Change capture: how not to lose a change".
 //
-// Source side (schema kwickmig): meta (install facts), tables (captured tables,
-// keys, column fingerprints), log (the changes), tick (snapshots taken by
-// delta rounds). Target side (schema kwickmig): rounds (round 0 is the bulk
-// copy's snapshot, recorded by RecordBaseline) and batches (offline files
-// applied).
+// Source side (schema kwickmig): meta (install facts, the installing
+// transaction id), tables (captured tables, their keys, logged columns and
+// column fingerprints), log (the changes, indexed by txid), tick (snapshots
+// taken by delta rounds, marked applied or exported). Target side (schema
+// kwickmig): rounds (round 0 is the bulk copy's snapshot, recorded by
+// RecordBaseline; round k holds tick k and, while unfinished, the last log id
+// applied) and batches (offline part files applied).
+//
+// Values are logged as the text their type's output function produces (with
+// the trigger pinning extra_float_digits, DateStyle, TimeZone, IntervalStyle
+// and bytea_output) and applied by casting that text back to the target
+// column's type: the same round trip as COPY's text format, so numeric
+// scale, float NaN/Infinity/-0, json whitespace, jsonb null versus SQL NULL,
+// array bounds, bytea, intervals, enums and domains all arrive exactly.
+//
+// A round's changes are applied in log-id order as set-based statements:
+// consecutive changes to one table touching distinct keys become one DELETE
+// (deleted rows and the old keys of key-changing updates) and one
+// INSERT … ON CONFLICT DO UPDATE, joined through the key's unique index.
+// Foreign keys and target triggers are off during the apply
+// (session_replication_role = replica) where the role allows it.
+//
+// Known limits: equal key values whose text differs (numeric 1.0 and 1.00,
+// citext case) in one round are treated as different keys; a partition
+// created after capture install has no TRUNCATE trigger (its row changes
+// are captured through the parent); tables without a key (AllowNoKey) cost
+// one table scan per update or delete; the log is kept until capture
+// remove.
 package pgdelta
