@@ -71,6 +71,26 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 			problems = append(problems, c.display()+" (key changed)")
 		}
 	}
+	// A capture trigger disabled or dropped even for a moment may have let
+	// changes through unlogged.
+	rows, err := source.Query(ctx, `SELECT t.relid, count(g.oid) FILTER (WHERE g.tgenabled = 'A')
+		FROM kwickmig.tables t LEFT JOIN pg_trigger g ON g.tgrelid = t.relid
+			AND g.tgname IN ('kwickmig_capture', 'kwickmig_capture_truncate')
+		GROUP BY t.relid`)
+	if err != nil {
+		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+	}
+	var oid uint32
+	var enabled int
+	_, err = pgx.ForEachRow(rows, []any{&oid, &enabled}, func() error {
+		if t, ok := byOID[oid]; ok && enabled != 2 {
+			problems = append(problems, t.display()+" (capture trigger disabled or dropped: changes may be missing)")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+	}
 	for _, t := range now {
 		if seen[t.OID] {
 			continue

@@ -145,6 +145,8 @@ func TestSchemaChangeRefused(t *testing.T) {
 		{"renamed", `ALTER TABLE items RENAME TO things`, "public.items (renamed to public.things)"},
 		{"table created", `CREATE TABLE later (id int PRIMARY KEY)`, "public.later (created after capture install"},
 		{"dropped", `DROP TABLE items`, "public.items (dropped)"},
+		{"trigger disabled", `ALTER TABLE items DISABLE TRIGGER kwickmig_capture`, "public.items (capture trigger disabled"},
+		{"triggers off for replication", `ALTER TABLE items ENABLE TRIGGER kwickmig_capture`, "public.items (capture trigger disabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
