@@ -53,7 +53,7 @@ func Open(path string) (*DB, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("checkpoint %s is in use by another kwickmig process", path)
+			return nil, fmt.Errorf("checkpoint %s is in use by another kwickmig process (commands that run at the same time need separate --checkpoint files)", path)
 		}
 		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
 	}
