@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/pgdelta"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
@@ -404,7 +405,7 @@ func deltaBytes(n int64) string {
 // directory, or s3://BUCKET/PREFIX through the shared object-store code.
 func openBatchStore(ctx context.Context, loc string, s3o *s3Options) (pgdelta.BatchStore, error) {
 	if strings.HasPrefix(loc, "s3://") {
-		st, err := s3o.open(ctx, loc, 4, 0, nil)
+		st, err := s3o.open(ctx, loc, 4, 0, objstore.NewPacer(s3o.MaxRPS))
 		if err != nil {
 			return nil, err
 		}
