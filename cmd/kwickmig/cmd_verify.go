@@ -25,14 +25,21 @@ func addVerifyCommands(root *cobra.Command, g *globalOptions) {
 
 // openVerifyCheckpoint opens the checkpoint if it exists (verify never
 // creates one): it classifies file differences and receives the run record.
-func openVerifyCheckpoint(path string) (*checkpoint.DB, error) {
+// A checkpoint that cannot be opened (a files sync running right now holds
+// it) is left out with a warning: verification itself does not need it.
+func openVerifyCheckpoint(g *globalOptions, path string) *checkpoint.DB {
 	if path == "" {
-		return nil, nil
+		return nil
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
-	return checkpoint.Open(path)
+	cp, err := checkpoint.Open(path)
+	if err != nil {
+		g.logger.Warn("checkpoint not used: changes since the last sync count as differences, and this run is not recorded", "err", err)
+		return nil
+	}
+	return cp
 }
 
 // recordVerifyRun appends the run to the checkpoint's history (for

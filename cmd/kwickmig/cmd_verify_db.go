@@ -74,10 +74,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if err := o.validate(); err != nil {
 		return err
 	}
-	cp, err := openVerifyCheckpoint(o.Checkpoint)
-	if err != nil {
-		return err
-	}
+	cp := openVerifyCheckpoint(g, o.Checkpoint)
 	if cp != nil {
 		defer cp.Close()
 	}

@@ -93,10 +93,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
-	cp, err := openVerifyCheckpoint(o.Checkpoint)
-	if err != nil {
-		return err
-	}
+	cp := openVerifyCheckpoint(g, o.Checkpoint)
 	if cp != nil {
 		defer cp.Close()
 		src, _ := filepath.Abs(o.Src)

@@ -80,10 +80,7 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 		return err
 	}
 	defer conn.Close(context.Background())
-	cp, err := openVerifyCheckpoint(o.Checkpoint)
-	if err != nil {
-		return err
-	}
+	cp := openVerifyCheckpoint(g, o.Checkpoint)
 	if cp != nil {
 		defer cp.Close()
 	}
