@@ -16,6 +16,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -99,11 +101,15 @@ func run(results string, n int, metaPath, outdir string) error {
 		metaLines = strings.Split(strings.TrimSpace(string(b)), "\n")
 	}
 	ratios := computeRatios(runs, checks)
+	warning := loadWarning(recs)
 
 	var md strings.Builder
 	fmt.Fprintf(&md, "### Files benchmark, N = %d\n\n", n)
 	for _, l := range metaLines {
 		fmt.Fprintf(&md, "- %s\n", l)
+	}
+	if warning != "" {
+		fmt.Fprintf(&md, "\n**%s**\n", warning)
 	}
 	md.WriteString("\n| tool | phase | wall s | files/s | peak RSS MB | client CPU s | server CPU s | objects written | stale after change | load before |\n")
 	md.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -129,6 +135,9 @@ func run(results string, n int, metaPath, outdir string) error {
 	}
 
 	printText(os.Stdout, n, runs, checks, ratios)
+	if warning != "" {
+		fmt.Printf("\n%s\n", warning)
+	}
 
 	if outdir == "" {
 		return nil
@@ -136,7 +145,7 @@ func run(results string, n int, metaPath, outdir string) error {
 	if err := os.MkdirAll(outdir, 0o755); err != nil {
 		return err
 	}
-	doc := map[string]any{"n": n, "meta": metaLines, "runs": recsOf(recs, false), "checks": recsOf(recs, true), "ratios": ratios}
+	doc := map[string]any{"n": n, "meta": metaLines, "warning": warning, "runs": recsOf(recs, false), "checks": recsOf(recs, true), "ratios": ratios}
 	js, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
@@ -244,6 +253,28 @@ func printText(w io.Writer, n int, runs, checks map[key]Record, ratios []Ratio) 
 	for _, r := range ratios {
 		fmt.Fprintf(w, "  %-14s %-10s %10s   target %-42s %s\n", r.Against, phaseLabel(r.Phase), ratioText(r), r.Target, metText(r.Met))
 	}
+}
+
+// loadWarning returns a caution when some run started with a 1-minute load
+// average above 1.5 per core: other work then shared the CPUs, and wall times
+// (so the ratios) depend on when each tool happened to run.
+func loadWarning(recs []Record) string {
+	cores := runtime.NumCPU()
+	peak := 0.0
+	for _, r := range recs {
+		f := strings.Fields(r.Load)
+		if r.Check || len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			peak = max(peak, v)
+		}
+	}
+	if peak <= 1.5*float64(cores) {
+		return ""
+	}
+	return fmt.Sprintf("WARNING: the machine was busy (1-minute load up to %.1f on %d cores before a run): "+
+		"wall times and ratios are not reliable; compare CPU seconds, or re-run on a quiet machine.", peak, cores)
 }
 
 func readRecords(path string) ([]Record, error) {
