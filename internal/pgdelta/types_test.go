@@ -2,6 +2,7 @@ package pgdelta
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -135,33 +136,44 @@ func TestInstallRefusesTablesWithoutKey(t *testing.T) {
 	}
 }
 
+// TestSchemaChangeRefused: every kind of source schema change since install
+// is refused before anything moves, all of them named in one error.
 func TestSchemaChangeRefused(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name, ddl, want string
-	}{
-		{"column added", `ALTER TABLE items ADD COLUMN extra int`, "public.items (columns changed)"},
-		{"type changed", `ALTER TABLE items ALTER COLUMN qty TYPE bigint`, "public.items (columns changed)"},
-		{"renamed", `ALTER TABLE items RENAME TO things`, "public.items (renamed to public.things)"},
-		{"table created", `CREATE TABLE later (id int PRIMARY KEY)`, "public.later (created after capture install"},
-		{"dropped", `DROP TABLE items`, "public.items (dropped)"},
-		{"trigger disabled", `ALTER TABLE items DISABLE TRIGGER kwickmig_capture`, "public.items (capture trigger disabled"},
-		{"triggers off for replication", `ALTER TABLE items ENABLE TRIGGER kwickmig_capture`, "public.items (capture trigger disabled"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, simpleDDL)
-			e.install(InstallOptions{})
-			e.bulkCopy(nil)
-			kmtest.Exec(t, e.SourceURL, `INSERT INTO items (name) VALUES ('x')`, tc.ddl)
-			_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
-			if !errors.Is(err, ErrSchemaChanged) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err=%v, want ErrSchemaChanged naming %q", err, tc.want)
-			}
-			if n := e.count(e.TargetURL, `SELECT count(*) FROM kwickmig.rounds WHERE round > 0`); n != 0 {
-				t.Fatalf("%d rounds recorded despite the refusal", n)
-			}
-		})
+	cases := []struct{ ddl, want string }{
+		{`ALTER TABLE t1 ADD COLUMN extra int`, "public.t1 (columns changed)"},
+		{`ALTER TABLE t2 ALTER COLUMN qty TYPE bigint`, "public.t2 (columns changed)"},
+		{`ALTER TABLE t3 RENAME TO things`, "public.t3 (renamed to public.things)"},
+		{`CREATE TABLE later (id int PRIMARY KEY)`, "public.later (created after capture install"},
+		{`DROP TABLE t5`, "public.t5 (dropped)"},
+		{`ALTER TABLE t6 DISABLE TRIGGER kwickmig_capture`, "public.t6 (capture trigger disabled"},
+		{`ALTER TABLE t7 ENABLE TRIGGER kwickmig_capture`, "public.t7 (capture trigger disabled"}, // no longer ALWAYS
+		{`ALTER TABLE t8 DROP CONSTRAINT t8_pkey, ADD PRIMARY KEY (id, name)`, "public.t8 (key changed)"},
+	}
+	var ddl []string
+	for i := range cases {
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE t%d (id int PRIMARY KEY, name text NOT NULL, qty int)`, i+1))
+	}
+	e := newEnv(t, ddl...)
+	e.install(InstallOptions{})
+	e.bulkCopy(nil)
+	for i, tc := range cases {
+		kmtest.Exec(t, e.SourceURL, fmt.Sprintf(`INSERT INTO t%d VALUES (1, 'x', 1)`, i+1), tc.ddl)
+	}
+	_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+	if !errors.Is(err, ErrSchemaChanged) {
+		t.Fatalf("err=%v, want ErrSchemaChanged", err)
+	}
+	for _, tc := range cases {
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("after %s: error %q does not say %q", tc.ddl, err, tc.want)
+		}
+	}
+	if strings.Contains(err.Error(), "t4") {
+		t.Errorf("error names the unchanged table t4: %v", err)
+	}
+	if n := e.count(e.TargetURL, `SELECT count(*) FROM kwickmig.rounds WHERE round > 0`); n != 0 {
+		t.Fatalf("%d rounds recorded despite the refusal", n)
 	}
 }
 
