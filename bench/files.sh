@@ -13,6 +13,7 @@
 #   BENCH_KWICKMIG=bin/kwickmig         the binary under test
 #   BENCH_KWICKMIG_ARGS=""     extra flags for kwickmig files sync
 #   BENCH_RCLONE_ARGS=""       extra flags for rclone copy
+#   BENCH_RAWPUT_ARGS=""       extra flags for the raw-PUT floor (e.g. -unsigned-payload)
 #   BENCH_TIMEOUT=seconds      per command (default N/50 + 300)
 #   BENCH_INSTALL=1            build/install missing peers (go install, apt-get); 0 = skip them
 #   BENCH_OUT=bench/out        where results, tables and logs go
@@ -269,7 +270,8 @@ declare -A ok=()
 log "phase 1: initial upload"
 since=$(now)
 sleep 0.05
-measured rawput initial -- "$BIN/rawput" -bucket "$(bucket rawput)" -n "$N" -seed "$SEED" -c "$CONCURRENCY" ||
+# shellcheck disable=SC2086 # BENCH_RAWPUT_ARGS is a list of flags
+measured rawput initial -- "$BIN/rawput" -bucket "$(bucket rawput)" -n "$N" -seed "$SEED" -c "$CONCURRENCY" ${BENCH_RAWPUT_ARGS:-} ||
 	log "raw-PUT floor failed"
 check rawput initial "$since"
 for t in "${ACTIVE[@]}"; do
