@@ -52,7 +52,7 @@ if $K verify --help >/dev/null 2>&1; then
   step "Verify"
   run $K verify files --src "$work/receipts" --dst s3://kwick-receipts/receipts --checkpoint "$CP" --checksum --report "$work/verify-files.json"
   run $K verify db --checkpoint "$CP" --report "$work/verify-db.json"
-  run $K verify refs --source-db "$SRC_DB" --query 'SELECT file_key FROM receipts' --dst s3://kwick-receipts/receipts --checkpoint "$CP"
+  run $K verify refs --query 'SELECT file_key FROM receipts' --dst s3://kwick-receipts/receipts --checkpoint "$CP"   # --source-db defaults to $KWICKMIG_SOURCE_URL
 fi
 if $K report --help >/dev/null 2>&1; then
   step "Cutover report"

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
@@ -36,6 +37,9 @@ type contentJob struct {
 func sampled(pct float64) bool {
 	return pct >= 100 || rand.Float64()*100 < pct
 }
+
+// copyBufs are the read buffers of the hashing workers.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 var errChangedWhileReading = errors.New("changed while being read")
 
@@ -136,7 +140,9 @@ func (v *filesVerifier) hashFile(j contentJob, h io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.Copy(h, f)
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	n, err := io.CopyBuffer(h, f, *buf)
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
