@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
 	"github.com/kwick/kwickmig/internal/verify"
 )
@@ -89,7 +90,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err := o.validate(); err != nil {
 		return err
 	}
-	store, err := o.S3.open(ctx, o.Dst, max(o.Concurrency, o.Walkers), 0, nil)
+	store, err := o.S3.open(ctx, o.Dst, max(o.Concurrency, o.Walkers), 0, objstore.NewPacer(o.S3.MaxRPS))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/pgutil"
 	"github.com/kwick/kwickmig/internal/report"
 	"github.com/kwick/kwickmig/internal/verify"
@@ -71,7 +72,7 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 	if err := o.validate(); err != nil {
 		return err
 	}
-	store, err := o.S3.open(ctx, o.Dst, o.ListJobs, 0, nil)
+	store, err := o.S3.open(ctx, o.Dst, o.ListJobs, 0, objstore.NewPacer(o.S3.MaxRPS))
 	if err != nil {
 		return err
 	}

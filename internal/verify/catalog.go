@@ -43,7 +43,7 @@ const excludedSchemas = `('pg_catalog', 'information_schema', 'kwickmig')`
 const tablesQuery = `
 SELECT c.oid, n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ` + excludedSchemas + ` AND n.nspname NOT LIKE 'pg\_%'
+WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ` + excludedSchemas + ` AND n.nspname NOT LIKE 'pg\_%'
 ORDER BY n.nspname, c.relname`
 
 const columnsQuery = `
