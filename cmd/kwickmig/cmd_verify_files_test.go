@@ -77,7 +77,7 @@ func TestVerifyFiles(t *testing.T) {
 		t.Fatalf("sync: code %d uploaded %d\n%s", code, rep.FilesUploaded, out)
 	}
 
-	for _, mode := range [][]string{nil, {"--checksum"}, {"--deep"}} {
+	for _, mode := range [][]string{nil, {"--checksum"}, {"--deep"}, {"--deep", "--sample", "50"}} {
 		code, res, out := se.verifyFiles(mode...)
 		if code != 0 || res.FilesChecked != 1112 || res.Matched != 1112 || len(res.Differences) != 0 {
 			t.Fatalf("clean %v: code %d checked %d matched %d diffs %+v\n%s", mode, code, res.FilesChecked, res.Matched, res.Differences, out)
