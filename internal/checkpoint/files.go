@@ -213,6 +213,9 @@ func (db *DB) ApplyFileOps(ops []FileOp) error {
 	})
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFiles)
+		// Records arrive roughly in key order (directory by directory), so
+		// split pages can be filled: a third smaller file than the default 50%.
+		b.FillPercent = 0.9
 		known := map[string]bool{}
 		for _, op := range ops {
 			dir, name := splitRel(op.Rel)

@@ -76,6 +76,11 @@ func ValidateGlobs(globs []string) error {
 func (s *Syncer) plan(ctx context.Context, d *source.Dir, jobs chan<- job) error {
 	var recs []checkpoint.DirEntry
 	if s.cp != nil {
+		// Every 32 directories, drop the checkpoint pages read so far from
+		// RSS (checkpoint.DropCachedPages): memory stays flat in N.
+		if s.c.dirsPlanned.Add(1)%32 == 0 {
+			_ = s.cp.DropCachedPages()
+		}
 		err := s.cp.ListDir(d.Rel, func(e checkpoint.DirEntry) error {
 			recs = append(recs, e)
 			return nil

@@ -79,6 +79,7 @@ type Counters struct {
 }
 
 type counters struct {
+	dirsPlanned                                                     atomic.Int64
 	scanned, uploaded, unchanged, deleted, missing, failed, skipped atomic.Int64
 	bytesUploaded, queued                                           atomic.Int64
 }
@@ -214,6 +215,7 @@ func (s *Syncer) snapshot() Counters {
 	}
 }
 
+// progressLoop reports progress every second.
 func (s *Syncer) progressLoop() (stop func()) {
 	if s.opts.Progress == nil {
 		return func() {}
