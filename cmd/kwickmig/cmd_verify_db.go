@@ -78,12 +78,12 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if cp != nil {
 		defer cp.Close()
 	}
-	spin := report.NewSpinner(g.stderr, g.logger, "verify db", 20)
+	spin := report.NewSpinner(g.stderr, g.logger, "verify db", 1)
 	res, runErr := verify.VerifyDB(ctx, verify.DBOptions{
 		Source: o.Source, Target: o.Target, Tables: o.Tables, Jobs: o.Jobs,
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed,
 		Progress: func(done, total int) {
-			spin.Update(int64(done), fmt.Sprintf("segments %d/%d", done, total), "segments_done", done, "segments", total)
+			spin.Update(int64(done), fmt.Sprintf("tables %d/%d", done, total), "tables_done", done, "tables", total)
 		},
 	})
 	spin.Done()

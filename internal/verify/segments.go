@@ -20,12 +20,6 @@ type tableCheck struct {
 	bnds [][]string // segment boundaries (key values as text), from the source
 }
 
-// segment is a key range [lo, hi) of a table; nil bounds are open.
-type segment struct {
-	t      *tableCheck
-	lo, hi []string
-}
-
 // sum is a range's row count and content checksum: the sum, as numeric,
 // of a 64-bit hash of every row's text form (order-independent, and
 // duplicates count, so it also serves tables without a key).
@@ -42,18 +36,20 @@ func (t *tableCheck) rowHash() string {
 }
 
 // where returns the predicate for [lo, hi) over the key and its arguments.
-// Key values travel as text and are cast on the server (exact for every
-// type under the session settings both sides share).
+// A bound may give fewer values than the key has columns: it then bounds
+// that prefix of the key (segments are cut on the first key column). Key
+// values travel as text and are cast on the server (exact for every type
+// under the session settings both sides share).
 func (t *tableCheck) where(lo, hi []string) (string, []any) {
 	var conds []string
 	var args []any
 	bound := func(op string, vals []string) {
-		ph := make([]string, len(t.key))
-		for i, c := range t.key {
+		ph := make([]string, len(vals))
+		for i := range vals {
 			args = append(args, vals[i])
-			ph[i] = fmt.Sprintf("$%d::text::%s", len(args), c.Type)
+			ph[i] = fmt.Sprintf("$%d::text::%s", len(args), t.key[i].Type)
 		}
-		conds = append(conds, "ROW("+quotedList(t.key)+") "+op+" ROW("+strings.Join(ph, ", ")+")")
+		conds = append(conds, "ROW("+quotedList(t.key[:len(vals)])+") "+op+" ROW("+strings.Join(ph, ", ")+")")
 	}
 	if lo != nil {
 		bound(">=", lo)
@@ -95,48 +91,51 @@ func (t *tableCheck) bothSums(ctx context.Context, w *dbWorker, lo, hi []string)
 	return
 }
 
-// boundaries reads every SegmentRows-th key of the source in key order: one
-// ordered scan of the key index.
+// boundaries reads the first key column of every SegmentRows-th row of the
+// source in key order (one ordered scan of the key index), without
+// repeats: the segments are ranges of the first key column.
 func (t *tableCheck) boundaries(ctx context.Context, c *pgx.Conn, every int64) error {
-	keys := quotedList(t.key)
-	texts := make([]string, len(t.key))
-	for i, k := range t.key {
-		texts[i] = quoteIdent(k.Name) + "::text"
-	}
-	sql := "SELECT " + strings.Join(texts, ", ") + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys +
+	first := quoteIdent(t.key[0].Name)
+	sql := "SELECT " + first + "::text FROM (SELECT " + first + ", row_number() OVER (ORDER BY " + quotedList(t.key) +
 		") AS kwickmig_rn FROM " + t.pair.src.qname() + ") s WHERE kwickmig_rn % $1 = 0 ORDER BY kwickmig_rn"
-	rows, err := c.Query(ctx, sql, every)
+	rows, _ := c.Query(ctx, sql, every)
+	var v string
+	_, err := pgx.ForEachRow(rows, []any{&v}, func() error {
+		if n := len(t.bnds); n == 0 || t.bnds[n-1][0] != v {
+			t.bnds = append(t.bnds, []string{v})
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("source: %s: segment boundaries: %s", t.res.Table, oneLine(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		vals := make([]string, len(t.key))
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("source: %s: segment boundaries: %s", t.res.Table, oneLine(err))
-		}
-		t.bnds = append(t.bnds, vals)
-	}
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("source: %s: segment boundaries: %s", t.res.Table, oneLine(err))
 	}
 	return nil
 }
 
-// segments splits the table at its boundaries: (-inf, b1), [b1, b2), …,
-// [bn, +inf), so every row of either side falls in exactly one.
-func (t *tableCheck) segments() []segment {
-	segs := make([]segment, 0, len(t.bnds)+1)
-	var lo []string
-	for _, b := range t.bnds {
-		segs = append(segs, segment{t: t, lo: lo, hi: b})
-		lo = b
+// bucketSums computes every segment's sum on one side in one scan of the
+// table (grouped by width_bucket over the boundaries), which costs about
+// what a COPY of the table does; segment i is [bnds[i-1], bnds[i]).
+func (t *tableCheck) bucketSums(ctx context.Context, c *pgx.Conn) (map[int]sum, error) {
+	out := map[int]sum{}
+	if len(t.bnds) == 0 {
+		s, err := t.sumOf(ctx, c, nil, nil)
+		out[0] = s
+		return out, err
 	}
-	return append(segs, segment{t: t, lo: lo})
+	vals := make([]string, len(t.bnds))
+	for i, b := range t.bnds {
+		vals[i] = b[0]
+	}
+	sql := "SELECT width_bucket(" + quoteIdent(t.key[0].Name) + ", $1::text[]::" + t.key[0].Type + "[]), count(*), coalesce(sum(" +
+		t.rowHash() + "), 0)::text FROM " + t.pair.src.qname() + " GROUP BY 1"
+	rows, _ := c.Query(ctx, sql, vals)
+	var b int
+	var s sum
+	_, err := pgx.ForEachRow(rows, []any{&b, &s.rows, &s.hash}, func() error {
+		out[b] = s
+		return nil
+	})
+	return out, err
 }
 
 // dbWorker is one pair of connections, each in its side's snapshot.
@@ -195,20 +194,13 @@ func checkTables(ctx context.Context, src, dst *side, pairs []tablePair, o DBOpt
 	}); err != nil {
 		return err
 	}
-	// Phase 2: segments.
-	var segs []segment
-	for _, t := range checks {
-		if t.key == nil {
-			segs = append(segs, segment{t: t})
-			continue
-		}
-		segs = append(segs, t.segments()...)
-	}
+	// Phase 2: every table's segment sums, one scan per side, tables in
+	// parallel; mismatching segments are bisected on the same connections.
 	var done atomic.Int64
-	return runPool(ctx, workers, segs, func(ctx context.Context, w *dbWorker, s segment) error {
-		err := s.t.check(ctx, w, s, o)
+	return runPool(ctx, workers, checks, func(ctx context.Context, w *dbWorker, t *tableCheck) error {
+		err := t.check(ctx, w, o)
 		if o.Progress != nil {
-			o.Progress(int(done.Add(1)), len(segs))
+			o.Progress(int(done.Add(1)), len(checks))
 		}
 		return err
 	})
@@ -250,26 +242,64 @@ func runPool[T any](ctx context.Context, workers []*dbWorker, items []T, fn func
 	return g.Wait()
 }
 
-// check compares one segment; a mismatch is bisected down to rows.
-func (t *tableCheck) check(ctx context.Context, w *dbWorker, s segment, o DBOptions) error {
-	sv, dv, err := t.bothSums(ctx, w, s.lo, s.hi)
-	if err != nil {
+// check compares a table: its segment sums on both sides, then bisects
+// every segment whose sums differ (or, without a key, diffs the whole).
+func (t *tableCheck) check(ctx context.Context, w *dbWorker, o DBOptions) error {
+	if t.key == nil {
+		sv, dv, err := t.bothSums(ctx, w, nil, nil)
+		if err != nil {
+			return err
+		}
+		t.tally(1, sv.rows, dv.rows, sv != dv)
+		if sv != dv {
+			return t.diffKeyless(ctx, w, sv, dv)
+		}
+		return nil
+	}
+	var sm, dm map[int]sum
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if sm, err = t.bucketSums(gctx, w.src); err != nil {
+			err = fmt.Errorf("source: %s: %s", t.res.Table, oneLine(err))
+		}
+		return
+	})
+	g.Go(func() (err error) {
+		if dm, err = t.bucketSums(gctx, w.dst); err != nil {
+			err = fmt.Errorf("target: %s: %s", t.res.Table, oneLine(err))
+		}
+		return
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
+	for i := 0; i <= len(t.bnds); i++ {
+		sv, dv := sm[i], dm[i]
+		t.tally(1, sv.rows, dv.rows, sv != dv)
+		if sv == dv {
+			continue
+		}
+		var lo, hi []string
+		if i > 0 {
+			lo = t.bnds[i-1]
+		}
+		if i < len(t.bnds) {
+			hi = t.bnds[i]
+		}
+		if err := t.bisect(ctx, w, lo, hi, sv, dv, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tableCheck) tally(segments int, src, dst int64, differs bool) {
 	t.res.mu.Lock()
-	t.res.Segments++
-	t.res.SourceRows += sv.rows
-	t.res.TargetRows += dv.rows
-	differs := sv != dv
+	defer t.res.mu.Unlock()
+	t.res.Segments += segments
+	t.res.SourceRows += src
+	t.res.TargetRows += dst
 	if differs {
 		t.res.SegmentsDiffer++
 	}
-	t.res.mu.Unlock()
-	if !differs {
-		return nil
-	}
-	if t.key == nil {
-		return t.diffKeyless(ctx, w, sv, dv)
-	}
-	return t.bisect(ctx, w, s.lo, s.hi, sv, dv, o)
 }
