@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db   run just one of them
+#   BENCH_ONLY=files|db|verify   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,6 +47,14 @@ if [[ -z $only || $only == db ]]; then
 		step bash bench/db.sh
 	else
 		echo "bench: no bench/db.sh yet, skipping the db benchmark" >&2
+	fi
+fi
+
+# --- verify benchmark ------------------------------------------------------------
+# bench/verify.sh: verify files vs rclone check, verify db vs the COPY-read floor.
+if [[ -z $only || $only == verify ]]; then
+	if [[ -f bench/verify.sh ]]; then
+		bash bench/verify.sh || status=1
 	fi
 fi
 
