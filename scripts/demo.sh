@@ -48,14 +48,11 @@ run $K db final-delta --checkpoint "$CP" --report "$work/delta.json"
 step "Cross-check: every table identical on source and target"
 $D compare "$SRC_DB" "$DST_DB"
 
-if $K verify --help >/dev/null 2>&1; then
-  step "Verify"
-  run $K verify files --src "$work/receipts" --dst s3://kwick-receipts/receipts --checkpoint "$CP" --checksum --report "$work/verify-files.json"
-  run $K verify db --checkpoint "$CP" --report "$work/verify-db.json"
-  run $K verify refs --query 'SELECT file_key FROM receipts' --dst s3://kwick-receipts/receipts --checkpoint "$CP"   # --source-db defaults to $KWICKMIG_SOURCE_URL
-fi
-if $K report --help >/dev/null 2>&1; then
-  step "Cutover report"
-  run $K report --checkpoint "$CP" --html "$work/report.html"
-fi
+step "Verify: files, rows, and the file keys the rows reference"
+run $K verify files --src "$work/receipts" --dst s3://kwick-receipts/receipts --checkpoint "$CP" --checksum --report "$work/verify-files.json"
+run $K verify db --checkpoint "$CP" --report "$work/verify-db.json"
+run $K verify refs --query 'SELECT file_key FROM receipts' --dst s3://kwick-receipts/receipts --checkpoint "$CP"   # --source-db defaults to $KWICKMIG_SOURCE_URL
+
+step "Cutover report"
+run $K report --checkpoint "$CP" --html "$work/report.html"
 step "Done. Work directory: $work (reports: files-1.json files-2.json db-copy.json delta.json)"
