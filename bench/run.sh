@@ -54,7 +54,7 @@ fi
 # bench/verify.sh: verify files vs rclone check, verify db vs the COPY-read floor.
 if [[ -z $only || $only == verify ]]; then
 	if [[ -f bench/verify.sh ]]; then
-		bash bench/verify.sh || status=1
+		step bash bench/verify.sh
 	fi
 fi
 
