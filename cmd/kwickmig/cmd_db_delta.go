@@ -16,6 +16,7 @@ import (
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/pgdelta"
 	"github.com/kwick/kwickmig/internal/pgutil"
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // addDBDeltaCommands registers db capture, db final-delta and db import-delta.
@@ -218,7 +219,7 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 			if st.Rows == 0 {
 				fmt.Fprintf(g.stdout, "backlog %s: none\n", since)
 			} else {
-				fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, deltaBytes(st.Bytes), st.OldestAge)
+				fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
 			}
 		}
 	}
@@ -365,7 +366,7 @@ func printDeltaResult(g *globalOptions, res pgdelta.Result, exported bool) {
 		case r.Skipped:
 			fmt.Fprintf(g.stdout, "round %d: already applied, skipped\n", r.Round)
 		case exported:
-			fmt.Fprintf(g.stdout, "round %d: %s %d changes in %d files (%s) in %.1fs\n", r.Round, verb, r.Rows, r.Files, deltaBytes(r.Bytes), r.Seconds)
+			fmt.Fprintf(g.stdout, "round %d: %s %d changes in %d files (%s) in %.1fs\n", r.Round, verb, r.Rows, r.Files, report.Bytes(r.Bytes), r.Seconds)
 		default:
 			extra := ""
 			if r.Resumed {
@@ -387,18 +388,6 @@ func deltaPlural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-func deltaBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // openBatchStore opens final-delta --out / import-delta --in: a local
