@@ -307,32 +307,16 @@ func manifestTables(ctx context.Context, target *pgx.Conn, m manifest) (map[int3
 		if err != nil {
 			return nil, fmt.Errorf("target: read columns of %s: %w", c.display(), err)
 		}
-		if len(cols) == 0 {
-			problems = append(problems, c.display()+" (missing on target)")
-			continue
-		}
 		src := make([]column, len(t.Columns))
 		for i, n := range t.Columns {
 			src[i] = column{Name: n}
 		}
-		if a, b := colNames(src), colNames(cols); a != b {
-			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
-			continue
-		}
-		if len(c.Key) > 0 {
-			ok, err := hasUniqueIndex(ctx, target, c.table)
-			if err != nil {
-				return nil, fmt.Errorf("target: read indexes of %s: %w", c.display(), err)
-			}
-			if !ok {
-				problems = append(problems, fmt.Sprintf("%s (no unique index on (%s) on the target: did the bulk import finish its indexes?)",
-					c.display(), strings.Join(c.Key, ", ")))
-				continue
-			}
-		}
-		ti, err := newTableInfo(c, cols)
+		ti, problem, err := checkTargetTable(ctx, target, c, src, cols, "import")
 		if err != nil {
-			problems = append(problems, err.Error())
+			return nil, err
+		}
+		if problem != "" {
+			problems = append(problems, problem)
 			continue
 		}
 		infos[t.TID] = ti

@@ -139,28 +139,12 @@ func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []c
 		if err != nil {
 			return nil, fmt.Errorf("target: read columns of %s: %w", c.display(), err)
 		}
-		if len(tgtCols) == 0 {
-			problems = append(problems, c.display()+" (missing on target)")
-			continue
-		}
-		if a, b := colNames(srcCols), colNames(tgtCols); a != b {
-			problems = append(problems, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b))
-			continue
-		}
-		if len(c.Key) > 0 {
-			ok, err := hasUniqueIndex(ctx, target, c.table)
-			if err != nil {
-				return nil, fmt.Errorf("target: read indexes of %s: %w", c.display(), err)
-			}
-			if !ok {
-				problems = append(problems, fmt.Sprintf("%s (no unique index on (%s) on the target: did the bulk copy finish its indexes?)",
-					c.display(), strings.Join(c.Key, ", ")))
-				continue
-			}
-		}
-		ti, err := newTableInfo(c, tgtCols)
+		ti, problem, err := checkTargetTable(ctx, target, c, srcCols, tgtCols, "copy")
 		if err != nil {
-			problems = append(problems, err.Error())
+			return nil, err
+		}
+		if problem != "" {
+			problems = append(problems, problem)
 			continue
 		}
 		infos[c.TID] = ti
@@ -170,6 +154,35 @@ func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []c
 		return nil, fmt.Errorf("target: %w: %s; nothing was applied", ErrSchemaChanged, strings.Join(problems, ", "))
 	}
 	return infos, nil
+}
+
+// checkTargetTable compares one captured table's target columns with the
+// source's (srcCols, names only) and builds its apply statements. A mismatch
+// is returned as problem text (callers list them all before applying
+// anything); err is for failures to read the target. bulk names the step
+// that builds the target's indexes ("copy" or "import") for the hint.
+func checkTargetTable(ctx context.Context, target *pgx.Conn, c captured, srcCols, tgtCols []column, bulk string) (ti *tableInfo, problem string, err error) {
+	if len(tgtCols) == 0 {
+		return nil, c.display() + " (missing on target)", nil
+	}
+	if a, b := colNames(srcCols), colNames(tgtCols); a != b {
+		return nil, fmt.Sprintf("%s (source columns %s, target columns %s)", c.display(), a, b), nil
+	}
+	if len(c.Key) > 0 {
+		ok, err := hasUniqueIndex(ctx, target, c.table)
+		if err != nil {
+			return nil, "", fmt.Errorf("target: read indexes of %s: %w", c.display(), err)
+		}
+		if !ok {
+			return nil, fmt.Sprintf("%s (no unique index on (%s) on the target: did the bulk %s finish its indexes?)",
+				c.display(), strings.Join(c.Key, ", "), bulk), nil
+		}
+	}
+	ti, err = newTableInfo(c, tgtCols)
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	return ti, "", nil
 }
 
 func colNames(cols []column) string {
