@@ -13,6 +13,7 @@ import (
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
+	"github.com/kwick/kwickmig/internal/source"
 	ksync "github.com/kwick/kwickmig/internal/sync"
 )
 
@@ -87,10 +88,8 @@ func (o *FilesSyncOptions) validate() error {
 	if o.Multipart < 5<<20 {
 		return usageErrorf("--multipart-threshold %d: S3 parts are at least 5 MiB (5242880)", o.Multipart)
 	}
-	for flag, globs := range map[string][]string{"--include": o.Include, "--exclude": o.Exclude} {
-		if err := ksync.ValidateGlobs(globs); err != nil {
-			return usageErrorf("%s: %v", flag, err)
-		}
+	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	return nil
 }

@@ -44,6 +44,8 @@ type syncEnv struct {
 	dst  string
 	rep  string
 	args []string
+
+	verifyArgs []string // appended to every verify files run
 }
 
 func newSyncEnv(t *testing.T, prefix string) *syncEnv {

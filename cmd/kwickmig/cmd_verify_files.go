@@ -13,6 +13,7 @@ import (
 
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
+	"github.com/kwick/kwickmig/internal/source"
 	"github.com/kwick/kwickmig/internal/verify"
 )
 
@@ -29,6 +30,9 @@ type VerifyFilesOptions struct {
 	Walkers        int
 	FollowSymlinks bool
 	MaxListed      int
+	Ranges         int
+	Include        []string
+	Exclude        []string
 	S3             s3Options
 }
 
@@ -45,6 +49,9 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (as files sync --follow-symlinks)")
 	f.IntVar(&o.MaxListed, "max-listed", 1000, "differences listed (counts are always complete)")
+	f.IntVar(&o.Ranges, "list-ranges", 32, "split the tree into at least this many subtrees, each listed flat as one key range")
+	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (as files sync --include; repeatable)")
+	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
 	o.S3.AddFlags(f)
 }
 
@@ -74,6 +81,11 @@ func (o *VerifyFilesOptions) validate() error {
 		return usageErrorf("--concurrency %d: want 1..4096", o.Concurrency)
 	case o.Walkers < 1 || o.Walkers > 1024:
 		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
+	case o.Ranges < 1 || o.Ranges > 1<<20:
+		return usageErrorf("--list-ranges %d: want 1..1048576", o.Ranges)
+	}
+	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
+		return usageErrorf("%v", err)
 	}
 	st, err := os.Stat(o.Src)
 	if err != nil {
@@ -111,7 +123,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
-		MaxListed: o.MaxListed,
+		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
 		Progress: func(c verify.FilesCounters) {
 			spin.Update(c.Files, fmt.Sprintf("files %d  objects %d  content checked %d  differences %d",
 				c.Files, c.Objects, c.ContentChecked, c.Differences),

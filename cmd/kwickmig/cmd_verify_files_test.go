@@ -25,7 +25,8 @@ func (se *syncEnv) verifyFiles(extra ...string) (int, verify.FilesResult, string
 	rep := filepath.Join(filepath.Dir(se.rep), "verify.json")
 	_ = os.Remove(rep)
 	args := append([]string{"verify", "files", "--src", se.src, "--dst", se.dst,
-		"--endpoint-url", se.s3.Endpoint, "--checkpoint", se.cp, "--report", rep}, extra...)
+		"--endpoint-url", se.s3.Endpoint, "--checkpoint", se.cp, "--report", rep}, se.verifyArgs...)
+	args = append(args, extra...)
 	code, out, errOut := runCLI(se.t, context.Background(), args...)
 	var res verify.FilesResult
 	if data, err := os.ReadFile(rep); err == nil {
@@ -60,8 +61,18 @@ func wantOnly(t *testing.T, code int, res verify.FilesResult, out, kind, path st
 // TestVerifyFiles syncs a tree with more than one list page in a directory,
 // names whose key order differs from directory order, and hostile names; a
 // clean verify finds nothing, then each kind of damage is found exactly.
+// It runs three ways: the whole tree as one flat key range, a mix of
+// directory-by-directory listing at the top and flat ranges below, and the
+// default (on a tree this small, directory by directory throughout).
 func TestVerifyFiles(t *testing.T) {
+	for _, ranges := range []string{"1", "3", "32"} {
+		t.Run("ranges="+ranges, func(t *testing.T) { testVerifyFiles(t, ranges) })
+	}
+}
+
+func testVerifyFiles(t *testing.T, ranges string) {
 	se := newSyncEnv(t, "receipts")
+	se.verifyArgs = []string{"--list-ranges", ranges}
 	for i := range 1100 {
 		writeFile(t, se.src, fmt.Sprintf("s1/2026/01/02/r%05d.json", i), fmt.Appendf(nil, `{"id":%d}`, i))
 	}
@@ -84,6 +95,9 @@ func TestVerifyFiles(t *testing.T) {
 		}
 		if mode == nil && res.ListRequests > 20 {
 			t.Errorf("list requests %d for 13 directories", res.ListRequests)
+		}
+		if mode == nil && ranges == "1" && res.ListRequests != 2 {
+			t.Errorf("one flat range of 1112 objects: %d list requests, want 2", res.ListRequests)
 		}
 	}
 
@@ -180,5 +194,76 @@ func TestVerifyFilesUsage(t *testing.T) {
 		if code, _, errOut := runCLI(t, context.Background(), args...); code != 1 {
 			t.Errorf("%v: code %d, want 1\n%s", args, code, errOut)
 		}
+	}
+}
+
+// TestVerifyFilesRanges: a receipts-shaped tree split into flat key ranges
+// costs about N/1000 list requests plus the top levels (not one per day
+// directory), damage in different ranges is found exactly, and
+// --include/--exclude leave out the same files and objects as files sync.
+func TestVerifyFilesRanges(t *testing.T) {
+	se := newSyncEnv(t, "")
+	n := 0
+	for s := range 4 {
+		for m := 1; m <= 2; m++ {
+			for d := 1; d <= 10; d++ {
+				for i := range 30 {
+					writeFile(t, se.src, fmt.Sprintf("store-%d/2026/%02d/%02d/r%03d.json", s, m, d, i), fmt.Appendf(nil, "r%d", n))
+					n++
+				}
+			}
+		}
+	}
+	writeFile(t, se.src, "store-1/2026/01/05/tmp/scratch.tmp", []byte("scratch"))
+	if code, rep, out := se.sync(); code != 0 || rep.FilesUploaded != int64(n+1) {
+		t.Fatalf("sync: code %d uploaded %d\n%s", code, rep.FilesUploaded, out)
+	}
+	se.verifyArgs = []string{"--list-ranges", "8"}
+	code, res, out := se.verifyFiles()
+	if code != 0 || res.Matched != int64(n+1) {
+		t.Fatalf("clean: code %d matched %d %+v\n%s", code, res.Matched, res.Differences, out)
+	}
+	// root, 4 stores, 4 years (one listing each), then 8 month ranges of
+	// 300 objects (one page each): 17. Directory by directory it is 97.
+	if res.ListRequests > 17 {
+		t.Errorf("list requests %d, want at most 17", res.ListRequests)
+	}
+
+	// Damage in three different ranges, including a whole day directory
+	// that only the bucket has and one the bucket lacks.
+	se.s3.Client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &se.s3.Bucket, Key: aws.String("store-0/2026/01/03/r007.json")})
+	se.putObject("store-2/2026/02/31/r000.json", []byte("x"), false)
+	se.putObject("store-3/2026/02/10/r029.json", []byte("wrong size"), false)
+	writeFile(t, se.src, "store-3/2026/01/11/r000.json", []byte("new day"))
+	code, res, out = se.verifyFiles("--checkpoint", "")
+	got := map[string]string{}
+	for _, d := range res.Differences {
+		got[d.Path] = d.Kind
+	}
+	want := map[string]string{
+		"store-0/2026/01/03/r007.json": verify.KindMissing,
+		"store-2/2026/02/31/r000.json": verify.KindExtra,
+		"store-3/2026/02/10/r029.json": verify.KindSize,
+		"store-3/2026/01/11/r000.json": verify.KindMissing,
+	}
+	if code != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("code %d differences %v, want %v\n%s", code, got, want, out)
+	}
+
+	// Filters: the excluded scratch directory's object and the extra day
+	// are left out on both sides; --include narrows files to one day.
+	os.RemoveAll(filepath.Join(se.src, "store-1/2026/01/05/tmp"))
+	code, res, out = se.verifyFiles("--checkpoint", "", "--exclude", "tmp", "--exclude", "31", "--exclude", "r029.json",
+		"--exclude", "store-0/2026/01/03", "--exclude", "store-3/2026/01/11")
+	// r029.json: 80 files; store-0/2026/01/03: 29 more.
+	if code != 0 || res.Matched != int64(n-109) || len(res.Differences) != 0 {
+		t.Fatalf("--exclude: code %d matched %d (want %d) %+v\n%s", code, res.Matched, n-109, res.Differences, out)
+	}
+	code, res, out = se.verifyFiles("--checkpoint", "", "--include", "store-1/2026/02/0*/*.json")
+	if code != 0 || res.Matched != 9*30 || len(res.Differences) != 0 {
+		t.Fatalf("--include: code %d matched %d (want 270) %+v\n%s", code, res.Matched, res.Differences, out)
+	}
+	if code, _, out := se.verifyFiles("--exclude", "[x"); code != 1 || !strings.Contains(out, `--exclude: bad glob "[x"`) {
+		t.Fatalf("bad glob: code %d\n%s", code, out)
 	}
 }

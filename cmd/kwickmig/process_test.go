@@ -17,6 +17,7 @@ import (
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/faultproxy"
 	"github.com/kwick/kwickmig/internal/kmtest"
+	"github.com/kwick/kwickmig/internal/verify"
 )
 
 var (
@@ -235,4 +236,63 @@ func TestFilesSyncUnreadable(t *testing.T) {
 		t.Fatalf("bucket %q, want only ok/a.json", keys(objects))
 	}
 	_ = context.Background
+}
+
+// TestVerifyFilesUnreadable: a directory verify cannot read is one error,
+// and the objects below it are not called extra, whether the tree is
+// listed directory by directory or as one flat key range.
+func TestVerifyFilesUnreadable(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil && os.Geteuid() == 0 {
+		if os.Getenv("KWICKMIG_TEST_DISALLOW_SKIP") != "" {
+			t.Fatal("setpriv (util-linux) is needed for this test")
+		}
+		t.Skip("setpriv not found")
+	}
+	bin := kwickmigBinary(t)
+	se := newSyncEnv(t, "")
+	writeFile(t, se.src, "ok/a.json", []byte("a"))
+	writeFile(t, se.src, "secret.json", []byte("s"))
+	writeFile(t, se.src, "locked/b.json", []byte("b"))
+	writeFile(t, se.src, "locked/deeper/c.json", []byte("c"))
+	writeFile(t, se.src, "locked0/d.json", []byte("d")) // sorts right after locked/ in key order
+	if code, _, out := se.sync(); code != 0 {
+		t.Fatalf("sync: %d\n%s", code, out)
+	}
+	must(t, os.Chmod(filepath.Join(se.src, "secret.json"), 0))
+	must(t, os.Chmod(filepath.Join(se.src, "locked"), 0))
+	defer os.Chmod(filepath.Join(se.src, "locked"), 0o755)
+	for _, ranges := range []string{"1", "32"} {
+		for _, mode := range []string{"size", "checksum"} {
+			rep := filepath.Join(t.TempDir(), "v.json")
+			args := []string{"verify", "files", "--src", se.src, "--dst", se.dst, "--endpoint-url", se.s3.Endpoint,
+				"--checkpoint", se.cp, "--report", rep, "--list-ranges", ranges}
+			want := map[string]bool{"locked": true}
+			if mode == "checksum" {
+				args = append(args, "--checksum")
+				want["secret.json"] = true
+			}
+			cmd := exec.Command(bin, args...)
+			if os.Geteuid() == 0 {
+				cmd = exec.Command("setpriv", append([]string{"--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--", bin}, args...)...)
+			}
+			out, _ := cmd.CombinedOutput()
+			var res verify.FilesResult
+			data, err := os.ReadFile(rep)
+			must(t, err)
+			must(t, json.Unmarshal(data, &res))
+			got := map[string]bool{}
+			for _, d := range res.Differences {
+				if d.Kind != verify.KindError {
+					t.Errorf("ranges %s %s: unexpected %s %s", ranges, mode, d.Kind, d.Path)
+				}
+				got[d.Path] = true
+			}
+			if cmd.ProcessState.ExitCode() != 2 || len(got) != len(want) || !got["locked"] || (mode == "checksum" && !got["secret.json"]) {
+				t.Fatalf("ranges %s %s: exit %d differences %+v, want errors for %v\n%s", ranges, mode, cmd.ProcessState.ExitCode(), res.Differences, want, out)
+			}
+			if wantMatched := 4 - int64(len(want)); res.Matched != wantMatched {
+				t.Errorf("ranges %s %s: matched %d, want %d", ranges, mode, res.Matched, wantMatched)
+			}
+		}
+	}
 }

@@ -74,18 +74,9 @@ func (w *Walker) Walk(ctx context.Context, fn func(*Dir) error, errFn ErrorFunc)
 
 	q := &dirQueue{}
 	q.cond = sync.NewCond(&q.mu)
-	rootInfo, err := os.Stat(w.Root)
+	root, err := w.RootDir()
 	if err != nil {
-		return fmt.Errorf("source %s: %w", w.Root, err)
-	}
-	if !rootInfo.IsDir() {
-		return fmt.Errorf("source %s: not a directory", w.Root)
-	}
-	root := dirItem{}
-	if w.FollowSymlinks {
-		if st, ok := rootInfo.Sys().(*syscall.Stat_t); ok {
-			root.ancestors = []devIno{{uint64(st.Dev), st.Ino}}
-		}
+		return err
 	}
 	q.push(root)
 
@@ -122,29 +113,67 @@ func (w *Walker) Walk(ctx context.Context, fn func(*Dir) error, errFn ErrorFunc)
 	return ctx.Err()
 }
 
-func (w *Walker) visit(ctx context.Context, item dirItem, q *dirQueue, fn func(*Dir) error, errFn ErrorFunc) error {
+func (w *Walker) visit(ctx context.Context, item DirRef, q *dirQueue, fn func(*Dir) error, errFn ErrorFunc) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	rel := item.rel
-	entries, err := w.readDir(rel, item.ancestors, errFn)
+	entries, err := w.Read(item, errFn)
 	if err != nil {
-		return errFn(rel, err)
+		return errFn(item.Rel, err)
 	}
-	d := &Dir{Rel: rel, Entries: entries}
+	d := &Dir{Rel: item.Rel, Entries: entries}
 	if err := fn(d); err != nil {
 		return err
 	}
 	for _, e := range entries {
 		if e.Kind == KindDir {
-			child := dirItem{rel: Join(rel, e.Name)}
-			if w.FollowSymlinks {
-				child.ancestors = append(slices.Clip(item.ancestors), devIno{e.Dev, e.Inode})
-			}
-			q.push(child)
+			q.push(w.Sub(item, e))
 		}
 	}
 	return nil
+}
+
+// DirRef names a directory for Read: its relative path and, with
+// FollowSymlinks, the directories above it (for loop detection). Walk
+// uses it; so do callers that need their own visiting order (verify files
+// reads subtrees depth-first in key order).
+type DirRef struct {
+	Rel       string
+	ancestors []devIno
+}
+
+// RootDir checks that Root is a directory and returns its DirRef.
+func (w *Walker) RootDir() (DirRef, error) {
+	rootInfo, err := os.Stat(w.Root)
+	if err != nil {
+		return DirRef{}, fmt.Errorf("source %s: %w", w.Root, err)
+	}
+	if !rootInfo.IsDir() {
+		return DirRef{}, fmt.Errorf("source %s: not a directory", w.Root)
+	}
+	root := DirRef{}
+	if w.FollowSymlinks {
+		if st, ok := rootInfo.Sys().(*syscall.Stat_t); ok {
+			root.ancestors = []devIno{{uint64(st.Dev), st.Ino}}
+		}
+	}
+	return root, nil
+}
+
+// Sub is the DirRef of e, a directory entry read from d.
+func (w *Walker) Sub(d DirRef, e Entry) DirRef {
+	child := DirRef{Rel: Join(d.Rel, e.Name)}
+	if w.FollowSymlinks {
+		child.ancestors = append(slices.Clip(d.ancestors), devIno{e.Dev, e.Inode})
+	}
+	return child
+}
+
+// Read lists one directory as Walk does: sorted by name, every entry
+// lstat-ed (stat-ed with FollowSymlinks), Skip applied, per-entry problems
+// passed to errFn. An error means the directory itself could not be read.
+func (w *Walker) Read(d DirRef, errFn ErrorFunc) ([]Entry, error) {
+	return w.readDir(d.Rel, d.ancestors, errFn)
 }
 
 // readDir lists one directory, lstat-ing every entry.
@@ -248,21 +277,14 @@ func Split(rel string) (dir, name string) {
 type dirQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	dirs    []dirItem
+	dirs    []DirRef
 	pending int
 	stopped bool
 }
 
 type devIno [2]uint64
 
-// dirItem is a directory to read; ancestors (only with FollowSymlinks) are
-// the directories above it, for loop detection.
-type dirItem struct {
-	rel       string
-	ancestors []devIno
-}
-
-func (q *dirQueue) push(d dirItem) {
+func (q *dirQueue) push(d DirRef) {
 	q.mu.Lock()
 	q.dirs = append(q.dirs, d)
 	q.pending++
@@ -270,14 +292,14 @@ func (q *dirQueue) push(d dirItem) {
 	q.mu.Unlock()
 }
 
-func (q *dirQueue) pop() (dirItem, bool) {
+func (q *dirQueue) pop() (DirRef, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.dirs) == 0 && q.pending > 0 && !q.stopped {
 		q.cond.Wait()
 	}
 	if q.stopped || len(q.dirs) == 0 {
-		return dirItem{}, false
+		return DirRef{}, false
 	}
 	rel := q.dirs[len(q.dirs)-1]
 	q.dirs = q.dirs[:len(q.dirs)-1]

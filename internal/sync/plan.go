@@ -3,8 +3,6 @@ package sync
 import (
 	"context"
 	"fmt"
-	"path"
-	"strings"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/source"
@@ -29,46 +27,10 @@ func (s *Syncer) walk(ctx context.Context, jobs chan<- job) error {
 	})
 }
 
-// filtered reports whether --include/--exclude leave rel out. Excludes match
-// files and directories (by full relative path or by base name); includes
-// only select files.
+// filtered reports whether --include/--exclude leave rel out (the rules
+// are source.Filter's, shared with verify files).
 func (s *Syncer) filtered(rel string, isDir bool) bool {
-	for _, g := range s.opts.Exclude {
-		if globMatch(g, rel) {
-			return true
-		}
-	}
-	if isDir || len(s.opts.Include) == 0 {
-		return false
-	}
-	for _, g := range s.opts.Include {
-		if globMatch(g, rel) {
-			return false
-		}
-	}
-	return true
-}
-
-// globMatch matches a glob against the relative path, or, for a pattern
-// without "/", against the base name (as rsync and rclone users expect).
-func globMatch(glob, rel string) bool {
-	if !strings.Contains(glob, "/") {
-		_, name := source.Split(rel)
-		ok, _ := path.Match(glob, name)
-		return ok
-	}
-	ok, _ := path.Match(glob, rel)
-	return ok
-}
-
-// ValidateGlobs checks --include/--exclude patterns up front.
-func ValidateGlobs(globs []string) error {
-	for _, g := range globs {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("bad glob %q: %w", g, err)
-		}
-	}
-	return nil
+	return source.Filter{Include: s.opts.Include, Exclude: s.opts.Exclude}.Skip(rel, isDir)
 }
 
 // plan merges one directory listing (sorted) with the recorded children of

@@ -25,10 +25,12 @@ type FileStore interface {
 type FilesOptions struct {
 	Src            string // source root
 	Prefix         string // the store's key prefix ("" or ending in "/"), for ObjectKey's length limit
-	Walkers        int    // directories read (and listed) concurrently; default 32
-	Concurrency    int    // checksum/deep workers; default 32
-	Checksum       bool   // compare stored checksums with a fresh hash of each source file
-	Deep           bool   // download and compare bytes
+	Walkers        int    // directories read and key ranges listed concurrently; default 32
+	Ranges         int    // subtrees to split the tree into before listing flat; default Walkers
+	Filter         source.Filter
+	Concurrency    int  // checksum/deep workers; default 32
+	Checksum       bool // compare stored checksums with a fresh hash of each source file
+	Deep           bool // download and compare bytes
 	SamplePct      float64
 	FollowSymlinks bool
 	MaxListed      int // differences kept for the report (the counts are always exact); default 1000
@@ -39,6 +41,9 @@ type FilesOptions struct {
 func (o *FilesOptions) fill() {
 	if o.Walkers <= 0 {
 		o.Walkers = 32
+	}
+	if o.Ranges <= 0 {
+		o.Ranges = o.Walkers
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 32
@@ -63,12 +68,20 @@ type FilesCounters struct {
 // mismatch. It returns an error only when the verification could not run;
 // unreadable directories and files are counted as errors in the result.
 //
-// Cost: one ListObjectsV2 request per source directory (plus one per 1,000
-// names in it), none per object; directories missing from the bucket
-// entirely are not listed at all. With Checksum, one HEAD per file and a
-// read of the file; with Deep, one GET per file. Memory: one directory
-// listing per walker (bounded by the largest directory), plus the capped
-// list of differences.
+// How: the top of the tree is read and listed one directory at a time
+// (ListObjectsV2 with a delimiter), level by level, until there are at
+// least o.Ranges subtrees; then each subtree is one key range, listed flat
+// (no delimiter, 1,000 keys a request) while its directories are read
+// depth-first in key order, and the two sorted streams are merged (flat.go).
+// Up to o.Walkers ranges run at once.
+//
+// Cost: about N/1000 list requests plus one per directory of the top
+// levels (for the receipts layout, <store>/<yyyy>/<mm>/<dd>/, three levels:
+// about 100 requests), none per object; subtrees missing from the bucket
+// are not listed at all. With Checksum, one HEAD per file and a read of the
+// file; with Deep, one GET per file. Memory: per range, the directory path
+// being read (one sorted listing per level) and up to rangeBuffer listed
+// objects, plus the capped list of differences: flat in N.
 func VerifyFiles(ctx context.Context, st FileStore, cp *checkpoint.DB, o FilesOptions) (*FilesResult, error) {
 	o.fill()
 	v := &filesVerifier{st: st, cp: cp, o: o, res: newTally(o), absent: map[string]bool{}}
@@ -89,13 +102,7 @@ func VerifyFiles(ctx context.Context, st FileStore, cp *checkpoint.DB, o FilesOp
 	}
 	stopProgress := v.progress(start)
 
-	w := &source.Walker{Root: o.Src, Walkers: o.Walkers, FollowSymlinks: o.FollowSymlinks}
-	err := w.Walk(ctx, func(d *source.Dir) error {
-		return v.dir(ctx, d, jobs)
-	}, func(rel string, err error) error {
-		v.res.add(FileDiff{Kind: KindError, Path: rel, Detail: "cannot read: " + err.Error()})
-		return nil
-	})
+	err := v.run(ctx, jobs)
 	close(jobs)
 	workers.Wait()
 	stopProgress()

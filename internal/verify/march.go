@@ -64,7 +64,7 @@ func (v *filesVerifier) merge(ctx context.Context, d *source.Dir, dirKey string,
 			}
 			i++
 		case c > 0:
-			if err := v.objectOnly(ctx, d.Rel, dirKey, objs[j], records); err != nil {
+			if err := v.objectOnly(ctx, d.Rel, dirKey, objs[j]); err != nil {
 				return err
 			}
 			j++
@@ -100,36 +100,18 @@ func (v *filesVerifier) sourceOnly(ctx context.Context, dir string, s srcItem, r
 
 // objectOnly: an object whose source file is absent, or a whole prefix
 // with no source directory (every object below it is listed).
-func (v *filesVerifier) objectOnly(ctx context.Context, dir, dirKey string, o objstore.DirEntry, records map[string]*checkpoint.DirEntry) error {
+func (v *filesVerifier) objectOnly(ctx context.Context, dir, dirKey string, o objstore.DirEntry) error {
 	if !o.IsDir {
-		v.objects.Add(1)
-		rel := source.Join(dir, decodeSegment(o.Name))
-		var rec *checkpoint.DirEntry
-		if r := records[decodeSegment(o.Name)]; r != nil && !r.IsDir {
-			rec = r
-		}
-		v.res.add(v.extra(rel, o.Info, rec != nil))
-		return nil
+		return v.extraObject(o.Info)
+	}
+	if v.o.Filter.Skip(source.Join(dir, decodeSegment(o.Name)), true) {
+		return nil // an excluded directory: not looked into, as files sync does not
 	}
 	n := int64(0)
 	defer func() { v.res.listRequests.Add(1 + n/1000) }()
 	return v.st.List(ctx, dirKey+o.Name+"/", "", func(info objstore.ObjectInfo) error {
-		v.objects.Add(1)
 		n++
-		rel, err := source.DecodeKey("", info.Key)
-		if err != nil {
-			rel = info.Key
-		}
-		recorded := false
-		if v.cp != nil {
-			_, ok, err := v.cp.Lookup(rel)
-			if err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
-			}
-			recorded = ok
-		}
-		v.res.add(v.extra(rel, info, recorded))
-		return nil
+		return v.extraObject(info)
 	})
 }
 
