@@ -130,6 +130,8 @@ type filesVerifier struct {
 	// directory is visited, so the map holds only directories in flight.
 	mu     sync.Mutex
 	absent map[string]bool
+
+	listers chan struct{} // one slot per flat listing in flight (flat.go)
 }
 
 // progress reports the counters every second until the returned func is called.

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -13,6 +14,22 @@ import (
 	"github.com/kwick/kwickmig/internal/source"
 )
 
+// Directories with more than bigDir entries are never compared through a
+// one-level listing (it would be held in memory whole): they are listed
+// flat, in key ranges of about chunkItems entries that run in parallel, so
+// one huge flat directory of receipts keeps every lister busy too.
+var (
+	bigDir     = 10000
+	chunkItems = 5000
+)
+
+// rangeRoot is one subtree to list flat; entries, if not nil, is its
+// top directory already read.
+type rangeRoot struct {
+	dir     source.DirRef
+	entries []source.Entry
+}
+
 // run splits the tree into key ranges and verifies each (see VerifyFiles).
 func (v *filesVerifier) run(ctx context.Context, jobs chan<- contentJob) error {
 	w := &source.Walker{Root: v.o.Src, FollowSymlinks: v.o.FollowSymlinks, Skip: v.o.Filter.Skip}
@@ -20,42 +37,53 @@ func (v *filesVerifier) run(ctx context.Context, jobs chan<- contentJob) error {
 	if err != nil {
 		return err
 	}
-	level := []source.DirRef{root}
+	v.listers = make(chan struct{}, v.o.Walkers)
+	level := []rangeRoot{{dir: root}}
+	var ranges []rangeRoot
 	for len(level) > 0 && len(level) < v.o.Ranges {
-		if level, err = v.expandLevel(ctx, w, level, jobs); err != nil {
+		var big []rangeRoot
+		if level, big, err = v.expandLevel(ctx, w, level, jobs); err != nil {
 			return err
 		}
+		ranges = append(ranges, big...)
 	}
-	return forEach(ctx, v.o.Walkers, level, func(ctx context.Context, d source.DirRef) error {
-		return v.flatRange(ctx, w, d, jobs)
+	ranges = append(ranges, level...)
+	return forEach(ctx, v.o.Walkers, ranges, func(ctx context.Context, r rangeRoot) error {
+		return v.flatRange(ctx, w, r, jobs)
 	})
 }
 
 // expandLevel compares each directory of one level with its one-level
-// listing (dir, march.go) and returns their subdirectories: the next level.
-func (v *filesVerifier) expandLevel(ctx context.Context, w *source.Walker, level []source.DirRef, jobs chan<- contentJob) ([]source.DirRef, error) {
+// listing (dir, march.go) and returns their subdirectories: the next level;
+// and the directories too big for that, to be listed flat.
+func (v *filesVerifier) expandLevel(ctx context.Context, w *source.Walker, level []rangeRoot, jobs chan<- contentJob) (next, big []rangeRoot, err error) {
 	var mu sync.Mutex
-	var next []source.DirRef
-	err := forEach(ctx, v.o.Walkers, level, func(ctx context.Context, d source.DirRef) error {
-		entries, err := w.Read(d, v.readError)
+	err = forEach(ctx, v.o.Walkers, level, func(ctx context.Context, r rangeRoot) error {
+		entries, err := w.Read(r.dir, v.readError)
 		if err != nil {
 			// Unreadable: reported, and nothing below it is listed, so its
 			// objects are not called extra.
-			return v.readError(d.Rel, err)
+			return v.readError(r.dir.Rel, err)
 		}
-		if err := v.dir(ctx, &source.Dir{Rel: d.Rel, Entries: entries}, jobs); err != nil {
+		if len(entries) > bigDir {
+			mu.Lock()
+			big = append(big, rangeRoot{dir: r.dir, entries: entries})
+			mu.Unlock()
+			return nil
+		}
+		if err := v.dir(ctx, &source.Dir{Rel: r.dir.Rel, Entries: entries}, jobs); err != nil {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range entries {
 			if e.Kind == source.KindDir {
-				next = append(next, w.Sub(d, e))
+				next = append(next, rangeRoot{dir: w.Sub(r.dir, e)})
 			}
 		}
 		return nil
 	})
-	return next, err
+	return next, big, err
 }
 
 // readError records a path that could not be read; the run goes on.
@@ -80,28 +108,95 @@ func forEach[T any](ctx context.Context, n int, items []T, fn func(context.Conte
 	return ctx.Err()
 }
 
-// flatRange verifies the subtree under d against one flat listing of its
+// flatRange verifies the subtree under r against a flat listing of its
 // key prefix: the directories are read depth-first with each one's entries
 // in key order (a directory sorts as its name plus "/"), which is the order
-// ListObjectsV2 returns keys in, so the two streams merge in one pass.
-func (v *filesVerifier) flatRange(ctx context.Context, w *source.Walker, d source.DirRef, jobs chan<- contentJob) error {
-	prefix, err := dirKey(d.Rel)
+// ListObjectsV2 returns keys in, so the two streams merge in one pass. A
+// big top directory is cut into chunks of entries, each merged with its
+// own key range of the listing, in parallel.
+func (v *filesVerifier) flatRange(ctx context.Context, w *source.Walker, r rangeRoot, jobs chan<- contentJob) error {
+	prefix, err := dirKey(r.dir.Rel)
 	v.mu.Lock()
-	absent := v.absent[d.Rel]
-	delete(v.absent, d.Rel)
+	absent := v.absent[r.dir.Rel]
+	delete(v.absent, r.dir.Rel)
 	v.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The parent's listing showed nothing below it (or its key is over the
+	// length limit): every file is missing, nothing to list.
+	noList := absent || err != nil
+	m := &flatMerge{v: v, w: w, jobs: jobs}
+	entries := r.entries
+	if entries == nil {
+		if entries, err = w.Read(r.dir, v.readError); err != nil {
+			return v.readError(r.dir.Rel, err) // nothing listed: its objects are not judged
+		}
+	}
+	items, records, err := m.prepare(r.dir, entries)
+	if err != nil {
+		return err
+	}
+	chunks := chunk(items, prefix)
+	return forEach(ctx, len(chunks), chunks, func(ctx context.Context, c itemChunk) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		objs := v.listRange(ctx, prefix, c.after, c.upto, noList)
+		defer objs.close(cancel)
+		cm := *m
+		cm.objs = objs
+		if err := objs.next(); err != nil {
+			return err
+		}
+		if err := cm.items(ctx, r.dir, prefix, c.items, records); err != nil {
+			return err
+		}
+		return cm.extraBefore(ctx, "", true)
+	})
+}
+
+// itemChunk is a run of one directory's entries and the key range
+// (after, upto] that holds their objects ("" = open end).
+type itemChunk struct {
+	items       []flatItem
+	after, upto string
+}
+
+// chunk cuts a directory's entries (in key order) into chunks of about
+// chunkItems. Cuts fall after a file, whose key then ends one range and
+// starts the next, so the ranges cover the prefix without gap or overlap.
+func chunk(items []flatItem, prefix string) []itemChunk {
+	var out []itemChunk
+	start, after := 0, ""
+	for i := range items {
+		if i+1-start >= chunkItems && i+1 < len(items) && items[i].e.Kind == source.KindFile {
+			upto := prefix + items[i].sortKey
+			out = append(out, itemChunk{items: items[start : i+1], after: after, upto: upto})
+			start, after = i+1, upto
+		}
+	}
+	return append(out, itemChunk{items: items[start:], after: after})
+}
+
+// errEndOfRange stops a listing at the end of its key range.
+var errEndOfRange = errors.New("end of key range")
+
+// listRange starts listing the keys under prefix in (after, upto] into a
+// stream. Listings run on at most Walkers goroutines at once (listers),
+// whatever the mix of ranges and chunks.
+func (v *filesVerifier) listRange(ctx context.Context, prefix, after, upto string, none bool) *objStream {
 	objs := &objStream{ch: make(chan objstore.ObjectInfo, rangeBuffer), done: make(chan error, 1)}
-	if absent || err != nil {
-		// The parent's listing showed nothing below it (or its key is over
-		// the length limit): every file is missing, nothing to list.
+	if none {
 		close(objs.ch)
 		objs.done <- nil
-	} else {
-		go func() {
-			n := int64(0)
-			err := v.st.List(ctx, prefix, "", func(info objstore.ObjectInfo) error {
+		return objs
+	}
+	go func() {
+		n := int64(0)
+		var err error
+		select {
+		case v.listers <- struct{}{}:
+			err = v.st.List(ctx, prefix, after, func(info objstore.ObjectInfo) error {
+				if upto != "" && info.Key > upto {
+					return errEndOfRange
+				}
 				n++
 				select {
 				case objs.ch <- info:
@@ -110,32 +205,20 @@ func (v *filesVerifier) flatRange(ctx context.Context, w *source.Walker, d sourc
 					return ctx.Err()
 				}
 			})
+			<-v.listers
 			v.res.listRequests.Add(1 + n/1000)
-			close(objs.ch)
-			if err != nil {
-				err = fmt.Errorf("list %s: %w", prefix, err)
-			}
-			objs.done <- err
-		}()
-	}
-	m := &flatMerge{v: v, w: w, objs: objs, jobs: jobs}
-	if err := objs.next(); err != nil {
-		return err
-	}
-	err = m.dir(ctx, d, prefix)
-	if err == nil {
-		err = m.extraBefore(ctx, "", true)
-	}
-	if err != nil {
-		cancel()
-		for range objs.ch { // let the lister finish before returning
+		case <-ctx.Done():
+			err = ctx.Err()
 		}
-		if objs.done != nil {
-			<-objs.done
+		close(objs.ch)
+		if errors.Is(err, errEndOfRange) {
+			err = nil
+		} else if err != nil {
+			err = fmt.Errorf("list %s: %w", prefix, err)
 		}
-		return err
-	}
-	return nil
+		objs.done <- err
+	}()
+	return objs
 }
 
 // objStream is one range's listing, pulled one object at a time.
@@ -146,6 +229,17 @@ type objStream struct {
 	ok   bool // cur is valid
 	seen bool // an object was listed (for the order check)
 	last string
+}
+
+// close stops the lister (cancel is its context's) and waits for it.
+func (s *objStream) close(cancel context.CancelFunc) {
+	cancel()
+	for range s.ch {
+	}
+	if s.done != nil {
+		<-s.done
+		s.done = nil
+	}
 }
 
 // next advances to the following object. A listing that is not in
@@ -190,13 +284,22 @@ func (m *flatMerge) dir(ctx context.Context, d source.DirRef, key string) error 
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	v := m.v
-	entries, err := m.w.Read(d, v.readError)
+	entries, err := m.w.Read(d, m.v.readError)
 	if err != nil {
-		_ = v.readError(d.Rel, err)
+		_ = m.v.readError(d.Rel, err)
 		// Nothing below it was read, so its objects cannot be judged.
 		return m.skipPrefix(key)
 	}
+	items, records, err := m.prepare(d, entries)
+	if err != nil {
+		return err
+	}
+	return m.items(ctx, d, key, items, records)
+}
+
+// prepare puts a directory's entries in key order and loads its records.
+func (m *flatMerge) prepare(d source.DirRef, entries []source.Entry) ([]flatItem, map[string]*checkpoint.DirEntry, error) {
+	v := m.v
 	var records map[string]*checkpoint.DirEntry
 	if v.cp != nil {
 		var recs []checkpoint.DirEntry
@@ -204,7 +307,7 @@ func (m *flatMerge) dir(ctx context.Context, d source.DirRef, key string) error 
 			recs = append(recs, e)
 			return nil
 		}); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+			return nil, nil, fmt.Errorf("checkpoint: %w", err)
 		}
 		records = make(map[string]*checkpoint.DirEntry, len(recs))
 		for i := range recs {
@@ -229,6 +332,13 @@ func (m *flatMerge) dir(ctx context.Context, d source.DirRef, key string) error 
 		items = append(items, it)
 	}
 	slices.SortFunc(items, func(a, b flatItem) int { return cmpString(a.sortKey, b.sortKey) })
+	return items, records, nil
+}
+
+// items merges entries of directory d (key prefix key), in key order,
+// with the listing.
+func (m *flatMerge) items(ctx context.Context, d source.DirRef, key string, items []flatItem, records map[string]*checkpoint.DirEntry) error {
+	v := m.v
 	for _, it := range items {
 		k := key + it.sortKey
 		if err := m.extraBefore(ctx, k, false); err != nil {
