@@ -168,7 +168,9 @@ func newCaptureRemoveCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+// onSource runs one capture command: fn on a source connection, then the
+// report and the checkpoint's run record.
+func (opts CaptureOptions) onSource(ctx context.Context, g *globalOptions, command string, fn func(*pgx.Conn) (any, error)) error {
 	if err := opts.resolve(true, false); err != nil {
 		return err
 	}
@@ -178,73 +180,68 @@ func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOption
 		return err
 	}
 	defer deltaClose(src)
-	res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout})
-	if err == nil {
+	summary, err := fn(src)
+	return opts.finish(g, command, started, summary, err)
+}
+
+func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	return opts.onSource(ctx, g, "db capture install", func(src *pgx.Conn) (any, error) {
+		res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout})
+		if err != nil {
+			return res, err
+		}
 		if res.AlreadyInstalled {
 			fmt.Fprintf(g.stdout, "capture already installed on %s; nothing changed\n", deltaPlural(len(res.Tables), "table"))
-		} else {
-			fmt.Fprintf(g.stdout, "capture installed on %s: %s\n", deltaPlural(len(res.Tables), "table"), strings.Join(res.Tables, ", "))
-			if len(res.NoKey) > 0 {
-				fmt.Fprintf(g.stdout, "captured without a key (full-row matching): %s\n", strings.Join(res.NoKey, ", "))
-			}
-			if len(res.Excluded) > 0 {
-				fmt.Fprintf(g.stdout, "not captured (--exclude-table): %s\n", strings.Join(res.Excluded, ", "))
-			}
-			fmt.Fprintln(g.stdout, "next: run the bulk copy (kwickmig db copy or db export); its snapshot becomes the delta baseline")
+			return res, nil
 		}
-	}
-	return opts.finish(g, "db capture install", started, res, err)
+		fmt.Fprintf(g.stdout, "capture installed on %s: %s\n", deltaPlural(len(res.Tables), "table"), strings.Join(res.Tables, ", "))
+		if len(res.NoKey) > 0 {
+			fmt.Fprintf(g.stdout, "captured without a key (full-row matching): %s\n", strings.Join(res.NoKey, ", "))
+		}
+		if len(res.Excluded) > 0 {
+			fmt.Fprintf(g.stdout, "not captured (--exclude-table): %s\n", strings.Join(res.Excluded, ", "))
+		}
+		fmt.Fprintln(g.stdout, "next: run the bulk copy (kwickmig db copy or db export); its snapshot becomes the delta baseline")
+		return res, nil
+	})
 }
 
 func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
-	if err := opts.resolve(true, false); err != nil {
-		return err
-	}
-	started := time.Now()
-	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
-	if err != nil {
-		return err
-	}
-	defer deltaClose(src)
-	st, err := pgdelta.CaptureStatus(ctx, src)
-	if err == nil {
+	return opts.onSource(ctx, g, "db capture status", func(src *pgx.Conn) (any, error) {
+		st, err := pgdelta.CaptureStatus(ctx, src)
+		if err != nil {
+			return st, err
+		}
 		if !st.Installed {
 			fmt.Fprintln(g.stdout, "capture is not installed on the source")
-		} else {
-			fmt.Fprintf(g.stdout, "capture installed %s on %s\n", st.InstalledAt, deltaPlural(st.Tables, "table"))
-			since := fmt.Sprintf("since round %d", st.LastRound)
-			if st.SinceInstall {
-				since = "since install (no delta round yet; includes changes the bulk copy already holds)"
-			}
-			if st.Rows == 0 {
-				fmt.Fprintf(g.stdout, "backlog %s: none\n", since)
-			} else {
-				fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
-			}
+			return st, nil
 		}
-	}
-	return opts.finish(g, "db capture status", started, st, err)
+		fmt.Fprintf(g.stdout, "capture installed %s on %s\n", st.InstalledAt, deltaPlural(st.Tables, "table"))
+		since := fmt.Sprintf("since round %d", st.LastRound)
+		if st.SinceInstall {
+			since = "since install (no delta round yet; includes changes the bulk copy already holds)"
+		}
+		if st.Rows == 0 {
+			fmt.Fprintf(g.stdout, "backlog %s: none\n", since)
+		} else {
+			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
+		}
+		return st, nil
+	})
 }
 
 func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
-	if err := opts.resolve(true, false); err != nil {
-		return err
-	}
-	started := time.Now()
-	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
-	if err != nil {
-		return err
-	}
-	defer deltaClose(src)
-	removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
-	if err == nil {
-		if removed {
-			fmt.Fprintln(g.stdout, "capture removed: triggers, functions and the kwickmig schema dropped from the source")
-		} else {
-			fmt.Fprintln(g.stdout, "capture was not installed; nothing to remove")
+	return opts.onSource(ctx, g, "db capture remove", func(src *pgx.Conn) (any, error) {
+		removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
+		if err == nil {
+			if removed {
+				fmt.Fprintln(g.stdout, "capture removed: triggers, functions and the kwickmig schema dropped from the source")
+			} else {
+				fmt.Fprintln(g.stdout, "capture was not installed; nothing to remove")
+			}
 		}
-	}
-	return opts.finish(g, "db capture remove", started, map[string]any{"removed": removed}, err)
+		return map[string]any{"removed": removed}, err
+	})
 }
 
 // DeltaOptions are the flags of db final-delta and db import-delta.
