@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -131,8 +132,15 @@ func (r *postDataRunner) worker(ctx context.Context, preamble []string, ch <-cha
 	// Index builds may use more memory than the default.
 	_ = conn.PgConn().Exec(ctx, "SET maintenance_work_mem = '256MB'").Close()
 	for e := range ch {
-		r.log.Debug("post-data", "type", e.Type, "name", e.Name)
+		start := time.Now()
 		err := conn.PgConn().Exec(ctx, e.SQL).Close()
+		// Slow items (big indexes, foreign key checks) are what an operator
+		// watches at this stage; the rest only at debug level.
+		lvl := slog.LevelDebug
+		if time.Since(start) >= time.Second {
+			lvl = slog.LevelInfo
+		}
+		r.log.Log(ctx, lvl, "post-data item built", "type", e.Type, "name", e.Name, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 		var pe *pgconn.PgError
 		if r.resume && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710" || pe.Code == "42P16") {
 			r.log.Info("post-data item exists already (resume)", "type", e.Type, "name", e.Name)
