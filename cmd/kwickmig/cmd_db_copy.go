@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,8 @@ type DBCopyOptions struct {
 	Location        string // --out (export) or --in (import)
 	Jobs            int
 	IndexJobs       int
+	IndexWorkers    int
+	WorkMem         string
 	Tables          []string
 	ExcludeTables   []string
 	SchemaOnly      bool
@@ -46,6 +49,8 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	if kind != "export" {
 		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
 		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "parallel index and constraint builds")
+		f.StringVar(&o.WorkMem, "maintenance-work-mem", pgcopy.DefaultMaintenanceWorkMem, "maintenance_work_mem of the index builds and foreign key checks on the target (\"server\" = the server's setting)")
+		f.IntVar(&o.IndexWorkers, "index-workers", 0, "the target's parallel workers inside each index build and foreign key check (-1 = the server's setting)")
 		f.BoolVar(&o.NoAnalyze, "no-analyze", false, "skip ANALYZE on the target at the end")
 		f.BoolVar(&o.Resume, "resume", false, "continue an interrupted run recorded in the checkpoint")
 	}
@@ -93,13 +98,22 @@ func addDBCopyCommands(db *cobra.Command, g *globalOptions) {
 	db.AddCommand(copyCmd, exportCmd, importCmd)
 }
 
+// pgMemory is a PostgreSQL memory setting as SET accepts it.
+var pgMemory = regexp.MustCompile(`^[0-9]+ ?(kB|MB|GB|TB)?$`)
+
 // libOptions validates the flags and turns them into pgcopy.Options.
 func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options, error) {
-	po := pgcopy.Options{Jobs: o.Jobs, IndexJobs: o.IndexJobs, Tables: o.Tables, ExcludeTables: o.ExcludeTables,
+	po := pgcopy.Options{Jobs: o.Jobs, IndexJobs: o.IndexJobs, IndexWorkers: o.IndexWorkers, MaintenanceWorkMem: o.WorkMem, Tables: o.Tables, ExcludeTables: o.ExcludeTables,
 		SchemaOnly: o.SchemaOnly, DataOnly: o.DataOnly, Checkpoint: o.Checkpoint, Resume: o.Resume,
 		NoAnalyze: o.NoAnalyze, Location: o.Location, Logger: g.logger}
 	if o.Jobs < 1 || (kind != "export" && o.IndexJobs < 1) {
 		return po, usageErrorf("--jobs and --index-jobs must be at least 1")
+	}
+	if kind != "export" && o.WorkMem != "" && o.WorkMem != "server" && !pgMemory.MatchString(o.WorkMem) {
+		return po, usageErrorf("--maintenance-work-mem %q: want a size such as 16MB or 1GB (units kB, MB, GB), or \"server\"", o.WorkMem)
+	}
+	if o.IndexWorkers < -1 || o.IndexWorkers > 64 {
+		return po, usageErrorf("--index-workers %d: want -1 (the server's setting) or 0..64", o.IndexWorkers)
 	}
 	if kind != "import" {
 		po.SourceURL = firstNonEmpty(o.Source, os.Getenv("KWICKMIG_SOURCE_URL"))

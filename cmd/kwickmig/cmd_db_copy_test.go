@@ -88,6 +88,8 @@ func TestDBCopyUsage(t *testing.T) {
 		{"no target", DBCopyOptions{Source: "x", Jobs: 1, IndexJobs: 1, SplitLargerThan: "1GB"}, "--target (or KWICKMIG_TARGET_URL) is required"},
 		{"bad size", DBCopyOptions{Source: "x", Target: "y", Jobs: 1, IndexJobs: 1, SplitLargerThan: "lots"}, "--split-larger-than"},
 		{"zero jobs", DBCopyOptions{Source: "x", Target: "y", Jobs: 0, IndexJobs: 1, SplitLargerThan: "1GB"}, "--jobs"},
+		{"bad work mem", DBCopyOptions{Source: "x", Target: "y", Jobs: 1, IndexJobs: 1, SplitLargerThan: "1GB", WorkMem: "16 megs"}, `--maintenance-work-mem "16 megs"`},
+		{"bad index workers", DBCopyOptions{Source: "x", Target: "y", Jobs: 1, IndexJobs: 1, SplitLargerThan: "1GB", IndexWorkers: -2}, "--index-workers -2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, _ := testGlobals(t)

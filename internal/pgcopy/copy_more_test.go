@@ -373,3 +373,41 @@ func postKeys(t *testing.T, ck *checkpoint.DB) []string {
 	}
 	return keys
 }
+
+// TestCopyForeignKeys: keys added NOT VALID and then validated end up
+// exactly as on the source: validated where the source's are, NOT VALID
+// (and unchecked: the rows violate it) where the source's is, on a
+// partitioned table (which the server may refuse to add NOT VALID), self-
+// referencing, and several on one table.
+func TestCopyForeignKeys(t *testing.T) {
+	t.Parallel()
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE a (id int PRIMARY KEY);
+		INSERT INTO a SELECT generate_series(1, 100);
+		CREATE TABLE b (id int PRIMARY KEY, a1 int REFERENCES a, a2 int REFERENCES a ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+			parent int REFERENCES b);
+		INSERT INTO b SELECT g, g, 101 - g, NULLIF(g - 1, 0) FROM generate_series(1, 100) g;
+		CREATE TABLE "Weird ""c""" (id int PRIMARY KEY, a_id int);
+		INSERT INTO "Weird ""c""" VALUES (1, 1), (2, 999);
+		ALTER TABLE "Weird ""c""" ADD CONSTRAINT "c fk" FOREIGN KEY (a_id) REFERENCES a NOT VALID;
+		CREATE TABLE p (id int, a_id int REFERENCES a, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+		CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (50);
+		CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (50) TO (1000);
+		INSERT INTO p SELECT g, g FROM generate_series(1, 100) g;`)
+	if _, err := Copy(ctxT(t), testOptions(t, e)); err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	sameTables(t, e, 300, "public.a", "public.b", `public."Weird ""c"""`, "public.p")
+	q := `SELECT string_agg(d, E'\n' ORDER BY d) FROM (SELECT format('%s %s %s %s', conrelid::regclass, conname, convalidated,
+		pg_get_constraintdef(oid)) AS d FROM pg_constraint WHERE contype = 'f') c`
+	var src, dst string
+	if err := mustConnect(t, e.SourceURL).QueryRow(ctxT(t), q).Scan(&src); err != nil {
+		t.Fatal(err)
+	}
+	if err := mustConnect(t, e.TargetURL).QueryRow(ctxT(t), q).Scan(&dst); err != nil {
+		t.Fatal(err)
+	}
+	if src != dst || strings.Count(src, "\n") < 5 || !strings.Contains(dst, "c fk f FOREIGN KEY (a_id) REFERENCES a(id) NOT VALID") {
+		t.Fatalf("foreign keys differ or too few:\nsource:\n%s\ntarget:\n%s", src, dst)
+	}
+}

@@ -22,3 +22,27 @@ func TestEntryTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitFK(t *testing.T) {
+	for _, tc := range []struct {
+		sql, add, validate string
+		table              [2]string
+		ok                 bool
+	}{
+		{"ALTER TABLE ONLY public.b\n    ADD CONSTRAINT b_a_fkey FOREIGN KEY (a) REFERENCES public.a(id);",
+			"ALTER TABLE ONLY public.b\n    ADD CONSTRAINT b_a_fkey FOREIGN KEY (a) REFERENCES public.a(id) NOT VALID;",
+			"ALTER TABLE ONLY public.b VALIDATE CONSTRAINT b_a_fkey;", [2]string{"public", "b"}, true},
+		{`ALTER TABLE "S"."Order ""Lines"""  ADD CONSTRAINT "fk ""x""" FOREIGN KEY ("A") REFERENCES "S".a(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;`,
+			`ALTER TABLE "S"."Order ""Lines"""  ADD CONSTRAINT "fk ""x""" FOREIGN KEY ("A") REFERENCES "S".a(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID;`,
+			`ALTER TABLE "S"."Order ""Lines""" VALIDATE CONSTRAINT "fk ""x""";`, [2]string{"S", `Order "Lines"`}, true},
+		// NOT VALID on the source stays unchecked: not split.
+		{"ALTER TABLE ONLY public.b ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES public.a(id) NOT VALID;", "", "", [2]string{}, false},
+		{"ALTER TABLE ONLY public.b ADD CONSTRAINT c CHECK (a > 0);", "", "", [2]string{}, false},
+		{"ALTER TABLE public.b OWNER TO x;", "", "", [2]string{}, false},
+	} {
+		s, ok := splitFK(entry{Type: "FK CONSTRAINT", SQL: tc.sql})
+		if ok != tc.ok || s.add != tc.add || s.validate != tc.validate || s.table != tc.table {
+			t.Errorf("splitFK(%q) = %+v, %v", tc.sql, s, ok)
+		}
+	}
+}

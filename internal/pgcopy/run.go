@@ -116,7 +116,7 @@ type postPhase struct {
 }
 
 func newPostPhase(opts *Options, ck *checkpoint.DB, section string, s *script) *postPhase {
-	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, log: opts.Logger, resume: opts.Resume,
+	r := &postDataRunner{targetURL: opts.TargetURL, jobs: opts.IndexJobs, workers: opts.IndexWorkers, workMem: opts.MaintenanceWorkMem, log: opts.Logger, resume: opts.Resume,
 		done: func(key string) bool {
 			var b bool
 			ok, _ := ck.GetJSON(section, key, &b)

@@ -69,11 +69,17 @@ type postDataRunner struct {
 	// resume: an item that already exists was built by the interrupted run
 	// after its last checkpoint write; it counts as done.
 	resume bool
+	// workers: parallel workers per index build or key check
+	// (max_parallel_maintenance_workers, max_parallel_workers_per_gather);
+	// -1 leaves the server's settings.
+	workers int
+	// workMem: maintenance_work_mem, "server" to leave it.
+	workMem string
 }
 
 // apply runs the post-data script: indexes and primary/unique constraints
-// in parallel, then the other items in dump order, then foreign keys in
-// parallel (they need the unique indexes). Items already done (resume) and
+// in parallel, then the other items in dump order, then foreign keys (they
+// need the unique indexes; fk.go). Items already done (resume) and
 // change-capture triggers are skipped. It returns the number of items run.
 func (r *postDataRunner) apply(ctx context.Context, s *script) (int, error) {
 	var par, serial, fks []entry
@@ -94,13 +100,16 @@ func (r *postDataRunner) apply(ctx context.Context, s *script) (int, error) {
 	for _, phase := range []struct {
 		items []entry
 		jobs  int
-	}{{par, r.jobs}, {serial, 1}, {fks, r.jobs}} {
+	}{{par, r.jobs}, {serial, 1}} {
 		if err := r.run(ctx, s.Preamble, phase.items, phase.jobs); err != nil {
 			return n, err
 		}
 		n += len(phase.items)
 	}
-	return n, nil
+	if err := r.applyFKs(ctx, s.Preamble, fks); err != nil {
+		return n, err
+	}
+	return n + len(fks), nil
 }
 
 func (r *postDataRunner) run(ctx context.Context, preamble []string, items []entry, jobs int) error {
@@ -121,39 +130,73 @@ func (r *postDataRunner) run(ctx context.Context, preamble []string, items []ent
 
 // worker builds the items it receives on one target connection.
 func (r *postDataRunner) worker(ctx context.Context, preamble []string, ch <-chan entry) error {
-	conn, err := connect(ctx, pgutil.Target, r.targetURL)
+	conn, err := r.session(ctx, preamble)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := runPreamble(ctx, conn, preamble); err != nil {
-		return err
-	}
-	// Index builds may use more memory than the default.
-	_ = conn.PgConn().Exec(ctx, "SET maintenance_work_mem = '256MB'").Close()
 	for e := range ch {
-		start := time.Now()
-		err := conn.PgConn().Exec(ctx, e.SQL).Close()
-		// Slow items (big indexes, foreign key checks) are what an operator
-		// watches at this stage; the rest only at debug level.
-		lvl := slog.LevelDebug
-		if time.Since(start) >= time.Second {
-			lvl = slog.LevelInfo
-		}
-		r.log.Log(ctx, lvl, "post-data item built", "type", e.Type, "name", e.Name, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
-		var pe *pgconn.PgError
-		if r.resume && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710" || pe.Code == "42P16") {
-			r.log.Info("post-data item exists already (resume)", "type", e.Type, "name", e.Name)
-			err = nil
-		}
-		if err != nil {
-			return fmt.Errorf("target: create %s %s: %s", strings.ToLower(e.Type), e.Name, oneLine(err))
-		}
-		if err := r.markDone(entryKey(e)); err != nil {
+		if err := r.exec(ctx, conn, e, e.SQL); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// session opens a target connection for post-data work: pg_dump's
+// preamble, maintenance_work_mem for index builds and foreign key checks
+// (which use it as their work_mem), and parallel workers per statement as
+// configured. Every job is a backend of its own already: on a target with
+// few cores, the server's default two extra workers per index build and
+// per key check crowd out the other jobs (measured on 2 cores: 30% more
+// target CPU, 10% more wall time).
+func (r *postDataRunner) session(ctx context.Context, preamble []string) (*pgx.Conn, error) {
+	conn, err := connect(ctx, pgutil.Target, r.targetURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := runPreamble(ctx, conn, preamble); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	var set []string
+	if r.workMem != "" && r.workMem != "server" {
+		set = append(set, "SET maintenance_work_mem = "+quoteLiteral(r.workMem))
+	}
+	if r.workers >= 0 {
+		set = append(set, fmt.Sprintf("SET max_parallel_maintenance_workers = %d", r.workers),
+			fmt.Sprintf("SET max_parallel_workers_per_gather = %d", r.workers))
+	}
+	for _, stmt := range set {
+		if err := conn.PgConn().Exec(ctx, stmt).Close(); err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("target: %s: %s", stmt, oneLine(err))
+		}
+	}
+	return conn, nil
+}
+
+// exec runs sql, the statement (or a step of it) of post-data item e, and
+// records e as done.
+func (r *postDataRunner) exec(ctx context.Context, conn *pgx.Conn, e entry, sql string) error {
+	start := time.Now()
+	err := conn.PgConn().Exec(ctx, sql).Close()
+	var pe *pgconn.PgError
+	if r.resume && errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42710" || pe.Code == "42P16") {
+		r.log.Info("post-data item exists already (resume)", "type", e.Type, "name", e.Name)
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("target: create %s %s: %s", strings.ToLower(e.Type), e.Name, oneLine(err))
+	}
+	// Slow items (big indexes, foreign key checks) are what an operator
+	// watches at this stage; the rest only at debug level.
+	lvl := slog.LevelDebug
+	if time.Since(start) >= time.Second {
+		lvl = slog.LevelInfo
+	}
+	r.log.Log(ctx, lvl, "post-data item built", "type", e.Type, "name", e.Name, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	return r.markDone(entryKey(e))
 }
 
 // listMatviews returns the populated materialized views among the copied
