@@ -14,7 +14,7 @@
 #   BENCH_DB_JOBS=2          N: --jobs/--index-jobs, pg_dump/pg_restore/vacuumdb -j, pgcopydb --table-jobs/--index-jobs
 #   BENCH_DB_RUNS=1          rounds of the timed bulk runs (interleaved; medians reported)
 #   BENCH_DB_TOOLS="kwickmig dump pgcopydb floor export delta"   which runs to do
-#   BENCH_DB_SPLIT=512MB     split threshold for kwickmig (--split-larger-than) and pgcopydb (--split-tables-larger-than)
+#   BENCH_DB_SPLIT=4GB       split threshold for kwickmig (--split-larger-than) and pgcopydb (--split-tables-larger-than)
 #   BENCH_DB_CHANGES=100000  row changes for the final-delta runs
 #   BENCH_DB_SMALL_SCALE=0.04  the small database of the delta comparison (80,000 receipts)
 #   BENCH_DB_GEN_JOBS=$BENCH_DB_JOBS   parallel sessions generating the data
@@ -33,7 +33,7 @@ SCALE=${BENCH_DB_SCALE:-1}
 JOBS=${BENCH_DB_JOBS:-2}
 RUNS=${BENCH_DB_RUNS:-1}
 TOOLS=${BENCH_DB_TOOLS:-kwickmig dump pgcopydb floor export delta}
-SPLIT=${BENCH_DB_SPLIT:-512MB}
+SPLIT=${BENCH_DB_SPLIT:-4GB}
 CHANGES=${BENCH_DB_CHANGES:-100000}
 SMALL=${BENCH_DB_SMALL_SCALE:-0.04}
 GEN_JOBS=${BENCH_DB_GEN_JOBS:-$JOBS}

@@ -44,7 +44,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
 		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, parts may be \"quoted\"; repeatable)")
 		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table; repeatable)")
-		f.StringVar(&o.SplitLargerThan, "split-larger-than", "512MB", "split tables larger than this into parallel page ranges (0 = never)")
+		f.StringVar(&o.SplitLargerThan, "split-larger-than", "4GB", "split tables larger than this into parallel page ranges (0 = never)")
 	}
 	if kind != "export" {
 		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")

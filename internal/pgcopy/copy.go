@@ -197,7 +197,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		}
 	}
 	if !opts.SchemaOnly && !opts.NoAnalyze {
-		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables); err != nil {
+		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables, post); err != nil {
 			return err
 		}
 	}

@@ -410,4 +410,8 @@ func TestCopyForeignKeys(t *testing.T) {
 	if src != dst || strings.Count(src, "\n") < 5 || !strings.Contains(dst, "c fk f FOREIGN KEY (a_id) REFERENCES a(id) NOT VALID") {
 		t.Fatalf("foreign keys differ or too few:\nsource:\n%s\ntarget:\n%s", src, dst)
 	}
+	// Every table was analyzed (early, after its indexes, or at the end).
+	if n := queryInt(t, e.TargetURL, `SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NULL`); n != 0 {
+		t.Errorf("%d tables not analyzed on the target", n)
+	}
 }

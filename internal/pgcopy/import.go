@@ -187,7 +187,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		}
 	}
 	if !opts.SchemaOnly && !opts.NoAnalyze {
-		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables); err != nil {
+		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables, post); err != nil {
 			return err
 		}
 	}

@@ -2,16 +2,24 @@ package pgcopy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
 // earlyBuilds starts a table's indexes and primary/unique constraints as
 // soon as all its parts are loaded, while other tables are still copying
 // (as pgcopydb does), so the index builds do not wait for the last table.
 // Foreign keys, triggers and the rest still run after all data.
+//
+// The worker that builds a table's last early item then runs ANALYZE on
+// it (unless analyze is off): the statistics are there before the foreign
+// key checks, whose plans need them (a key check of 6M rows took 5.9 s
+// without, 3.9 s with), and the final ANALYZE skips the table.
 type earlyBuilds struct {
 	r       *postDataRunner
 	s       *script
@@ -19,16 +27,20 @@ type earlyBuilds struct {
 	ch      chan entry
 	g       *errgroup.Group
 	cancel  context.CancelFunc
+	analyze bool
 
-	mu     sync.Mutex
-	queued map[string]bool
-	closed bool
+	mu       sync.Mutex
+	queued   map[string]bool
+	closed   bool
+	pending  map[[2]string]int // early items not built yet, per table
+	analyzed map[[2]string]bool
 }
 
 // startEarly starts r.jobs builders that wait for loaded tables.
-func (r *postDataRunner) startEarly(ctx context.Context, s *script) *earlyBuilds {
+func (r *postDataRunner) startEarly(ctx context.Context, s *script, analyze bool) *earlyBuilds {
 	ctx, cancel := context.WithCancel(ctx)
-	eb := &earlyBuilds{r: r, s: s, byTable: map[[2]string][]entry{}, queued: map[string]bool{}, cancel: cancel}
+	eb := &earlyBuilds{r: r, s: s, byTable: map[[2]string][]entry{}, queued: map[string]bool{}, cancel: cancel,
+		analyze: analyze, pending: map[[2]string]int{}, analyzed: map[[2]string]bool{}}
 	n := 0
 	for _, e := range s.Entries {
 		if (e.Type != "INDEX" && e.Type != "CONSTRAINT") || isCaptureObject(e) || r.done(entryKey(e)) {
@@ -37,15 +49,54 @@ func (r *postDataRunner) startEarly(ctx context.Context, s *script) *earlyBuilds
 		if schema, name, ok := entryTable(e); ok {
 			k := [2]string{schema, name}
 			eb.byTable[k] = append(eb.byTable[k], e)
+			eb.pending[k]++
 			n++
 		}
 	}
 	eb.ch = make(chan entry, n)
 	eb.g, ctx = errgroup.WithContext(ctx)
 	for range min(r.jobs, n) {
-		eb.g.Go(func() error { return r.worker(ctx, s.Preamble, eb.ch) })
+		eb.g.Go(func() error { return eb.worker(ctx) })
 	}
 	return eb
+}
+
+// worker builds queued items on one connection, and analyzes each table
+// whose last item it built.
+func (eb *earlyBuilds) worker(ctx context.Context) error {
+	conn, err := eb.r.session(ctx, eb.s.Preamble)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for e := range eb.ch {
+		if err := eb.r.exec(ctx, conn, e, e.SQL); err != nil {
+			return err
+		}
+		schema, name, _ := entryTable(e)
+		k := [2]string{schema, name}
+		eb.mu.Lock()
+		eb.pending[k]--
+		last := eb.pending[k] == 0
+		eb.mu.Unlock()
+		if !last || !eb.analyze {
+			continue
+		}
+		if err := conn.PgConn().Exec(ctx, "ANALYZE "+pgutil.QualifiedName(schema, name)).Close(); err != nil {
+			return fmt.Errorf("target: analyze %s: %s", pgutil.QualifiedName(schema, name), oneLine(err))
+		}
+		eb.mu.Lock()
+		eb.analyzed[k] = true
+		eb.mu.Unlock()
+	}
+	return nil
+}
+
+// wasAnalyzed reports whether the early builds analyzed t.
+func (eb *earlyBuilds) wasAnalyzed(t *Table) bool {
+	eb.mu.Lock()
+	defer eb.mu.Unlock()
+	return eb.analyzed[[2]string{t.Schema, t.Name}]
 }
 
 // tableLoaded queues the table's builds. Safe for concurrent use.

@@ -109,10 +109,11 @@ func createSchema(ctx context.Context, url string, dst *pgx.Conn, tables []*Tabl
 // load (earlyBuilds), the rest after all data. Each item is recorded in
 // the checkpoint when built.
 type postPhase struct {
-	r     *postDataRunner
-	s     *script
-	early *earlyBuilds
-	log   *slog.Logger
+	r       *postDataRunner
+	s       *script
+	early   *earlyBuilds
+	log     *slog.Logger
+	analyze bool // ANALYZE each table once its early builds are done
 }
 
 func newPostPhase(opts *Options, ck *checkpoint.DB, section string, s *script) *postPhase {
@@ -124,12 +125,12 @@ func newPostPhase(opts *Options, ck *checkpoint.DB, section string, s *script) *
 		},
 		markDone: func(key string) error { return ck.PutJSON(section, key, true) },
 	}
-	return &postPhase{r: r, s: s, log: opts.Logger}
+	return &postPhase{r: r, s: s, log: opts.Logger, analyze: !opts.NoAnalyze && !opts.SchemaOnly}
 }
 
 // startEarly hooks the early builds to the data phase's progress.
 func (pp *postPhase) startEarly(ctx context.Context, pr *progress) {
-	pp.early = pp.r.startEarly(ctx, pp.s)
+	pp.early = pp.r.startEarly(ctx, pp.s, pp.analyze)
 	pr.onTableDone = pp.early.tableLoaded
 }
 
@@ -191,18 +192,48 @@ func setSequences(ctx context.Context, dst *pgx.Conn, seqs []*Sequence, failures
 }
 
 // analyze gives the target planner statistics for the copied tables.
-func analyze(ctx context.Context, url string, jobs int, tables []*Table) error {
+// Tables the post-data phase analyzed already (post may be nil) are
+// skipped. Partitioned tables above copied partitions are analyzed after
+// them: autovacuum never analyzes a partitioned table, and queries on it
+// plan with its own statistics.
+func analyze(ctx context.Context, url string, jobs int, tables []*Table, post *postPhase) error {
+	var todo, names []string
+	for _, t := range tables {
+		names = append(names, t.QName())
+		if post == nil || post.early == nil || !post.early.wasAnalyzed(t) {
+			todo = append(todo, t.QName())
+		}
+	}
+	if err := analyzeAll(ctx, url, jobs, todo); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, pgutil.Target, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(ctx, `SELECT DISTINCT a.relid::regclass::text FROM unnest($1::text[]) t(name),
+		pg_catalog.pg_partition_ancestors(t.name::regclass) a WHERE a.relid <> t.name::regclass`, names)
+	parents, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target: partitioned tables: %s", oneLine(err))
+	}
+	return analyzeAll(ctx, url, jobs, parents)
+}
+
+// analyzeAll runs ANALYZE on each table, jobs at a time.
+func analyzeAll(ctx context.Context, url string, jobs int, qnames []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
-	for _, t := range tables {
+	for _, q := range qnames {
 		g.Go(func() error {
 			conn, err := connect(ctx, pgutil.Target, url)
 			if err != nil {
 				return err
 			}
 			defer conn.Close(context.Background())
-			if _, err := conn.Exec(ctx, "ANALYZE "+t.QName()); err != nil {
-				return fmt.Errorf("target: analyze %s: %s", t.QName(), oneLine(err))
+			if _, err := conn.Exec(ctx, "ANALYZE "+q); err != nil {
+				return fmt.Errorf("target: analyze %s: %s", q, oneLine(err))
 			}
 			return nil
 		})
