@@ -156,17 +156,9 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		for _, t := range truncated {
 			log.Warn("resume: truncated half-loaded table", "table", t)
 		}
-		pr := newProgress(ctx, opts.Progress, log, "copy", tables)
-		if post != nil {
-			post.startEarly(ctx, pr)
-		}
-		err = copyData(ctx, opts, coord.snapshotID, l, tables, pr)
-		res.Tables = pr.finish(tables)
-		for _, t := range res.Tables {
-			res.Rows += t.Rows
-			res.Bytes += t.Bytes
-		}
-		if err != nil {
+		if err := loadAll(ctx, opts, "copy", tables, post, res, func(pr *progress) error {
+			return copyData(ctx, opts, coord.snapshotID, l, tables, pr)
+		}); err != nil {
 			return err
 		}
 		if err := setSequences(ctx, dst, seqs, &res.Failures); err != nil {
@@ -182,33 +174,8 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	// index builds.
 	coord.close()
 
-	if post != nil {
-		n, err := post.run(ctx)
-		res.PostDataItems = n
-		if err != nil {
-			return err
-		}
-		if err := refreshMatviews(ctx, dst, matviews); err != nil {
-			return err
-		}
-		state.PostDataDone = true
-		if err := putState(ck, sectionCopy, state); err != nil {
-			return err
-		}
-	}
-	if !opts.SchemaOnly && !opts.NoAnalyze {
-		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables, post); err != nil {
-			return err
-		}
-	}
-	if !opts.SchemaOnly {
-		ok, err := recordBaseline(ctx, opts.TargetURL, state.CaptureOn && captureOn, state.Baseline, log, &res.Warnings)
-		if err != nil {
-			return err
-		}
-		res.Baseline = ok
-	}
-	return nil
+	return finishPhases(ctx, opts, ck, sectionCopy, dst, state, post, tables, matviews,
+		state.CaptureOn && captureOn, state.Baseline, res)
 }
 
 // copyData streams every unfinished part from the source snapshot to the

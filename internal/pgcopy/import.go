@@ -148,17 +148,9 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		for _, t := range truncated {
 			log.Warn("resume: truncated half-loaded table", "table", t)
 		}
-		pr := newProgress(ctx, opts.Progress, log, "import", tables)
-		if post != nil {
-			post.startEarly(ctx, pr)
-		}
-		err = importData(ctx, opts, st, l, tables, files, pr)
-		res.Tables = pr.finish(tables)
-		for _, t := range res.Tables {
-			res.Rows += t.Rows
-			res.Bytes += t.Bytes
-		}
-		if err != nil {
+		if err := loadAll(ctx, opts, "import", tables, post, res, func(pr *progress) error {
+			return importData(ctx, opts, st, l, tables, files, pr)
+		}); err != nil {
 			return err
 		}
 		if err := setSequences(ctx, dst, man.Sequences, &res.Failures); err != nil {
@@ -170,35 +162,12 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 			return err
 		}
 	}
-	if post != nil {
-		n, err := post.run(ctx)
-		res.PostDataItems = n
-		if err != nil {
-			return err
-		}
-		if len(opts.Tables) == 0 {
-			if err := refreshMatviews(ctx, dst, man.Matviews); err != nil {
-				return err
-			}
-		}
-		state.PostDataDone = true
-		if err := putState(ck, sectionImport, state); err != nil {
-			return err
-		}
+	matviews := man.Matviews
+	if len(opts.Tables) > 0 {
+		matviews = nil // a filtered import may lack what they read
 	}
-	if !opts.SchemaOnly && !opts.NoAnalyze {
-		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables, post); err != nil {
-			return err
-		}
-	}
-	if !opts.SchemaOnly {
-		ok, err := recordBaseline(ctx, opts.TargetURL, man.CaptureInstalled, man.Snapshot, log, &res.Warnings)
-		if err != nil {
-			return err
-		}
-		res.Baseline = ok
-	}
-	return nil
+	return finishPhases(ctx, opts, ck, sectionImport, dst, state, post, tables, matviews,
+		man.CaptureInstalled, man.Snapshot, res)
 }
 
 // importData loads every unfinished part with opts.Jobs workers.

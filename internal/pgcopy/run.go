@@ -155,6 +155,56 @@ func (pp *postPhase) run(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// loadAll runs a data phase: progress display, early index builds, the
+// loads themselves, and the per-table totals in res.
+func loadAll(ctx context.Context, opts *Options, what string, tables []*Table, post *postPhase, res *Result, load func(*progress) error) error {
+	pr := newProgress(ctx, opts.Progress, opts.Logger, what, tables)
+	if post != nil {
+		post.startEarly(ctx, pr)
+	}
+	err := load(pr)
+	res.Tables = pr.finish(tables)
+	for _, t := range res.Tables {
+		res.Rows += t.Rows
+		res.Bytes += t.Bytes
+	}
+	return err
+}
+
+// finishPhases runs what follows the data, for copy and import alike: the
+// rest of post-data, materialized views, ANALYZE and the delta baseline.
+func finishPhases(ctx context.Context, opts *Options, ck *checkpoint.DB, section string, dst *pgx.Conn, state *runState,
+	post *postPhase, tables []*Table, matviews []string, captureOn bool, snapshot string, res *Result) error {
+	if post != nil {
+		n, err := post.run(ctx)
+		res.PostDataItems = n
+		if err != nil {
+			return err
+		}
+		if err := refreshMatviews(ctx, dst, matviews); err != nil {
+			return err
+		}
+		state.PostDataDone = true
+		if err := putState(ck, section, state); err != nil {
+			return err
+		}
+	}
+	if opts.SchemaOnly {
+		return nil
+	}
+	if !opts.NoAnalyze {
+		if err := analyze(ctx, opts.TargetURL, opts.Jobs, tables, post); err != nil {
+			return err
+		}
+	}
+	ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, snapshot, opts.Logger, &res.Warnings)
+	if err != nil {
+		return err
+	}
+	res.Baseline = ok
+	return nil
+}
+
 // runParts feeds parts to jobs workers. Each worker sets up its own
 // connections and then ranges over the channel; the first error stops all.
 func runParts(ctx context.Context, jobs int, todo []*Part, worker func(ctx context.Context, parts <-chan *Part) error) error {
