@@ -153,8 +153,12 @@ func run() int {
 	if server != 0 {
 		srv = fmt.Sprintf(", server CPU %.1f s", r.ServerCPUS)
 	}
-	fmt.Fprintf(os.Stderr, "  %-9s %-9s %8.2f s %9.0f files/s  RSS %6.1f MB  CPU %.1f s%s  %s\n",
-		r.Tool, r.Phase, r.WallS, r.FilesPerS, r.MaxRSSMB, r.UserS+r.SysS, srv, status)
+	rate := "" // no -files (the database runs): no rate
+	if r.Files > 0 {
+		rate = fmt.Sprintf(" %9.0f files/s", r.FilesPerS)
+	}
+	fmt.Fprintf(os.Stderr, "  %-9s %-9s %8.2f s%s  RSS %6.1f MB  CPU %.1f s%s  %s\n",
+		r.Tool, r.Phase, r.WallS, rate, r.MaxRSSMB, r.UserS+r.SysS, srv, status)
 	return r.ExitCode
 }
 
