@@ -132,6 +132,29 @@ type filesVerifier struct {
 	absent map[string]bool
 
 	listers chan struct{} // one slot per flat listing in flight (flat.go)
+	dirs    atomic.Int64  // directories whose records were read
+}
+
+// dirRecords reads the checkpoint records of one directory. Every 32
+// directories it drops the checkpoint pages read so far from RSS, as files
+// sync does (checkpoint.DropCachedPages): reading a million records would
+// otherwise keep the whole mapped file resident, and memory would grow
+// with N.
+func (v *filesVerifier) dirRecords(rel string) ([]checkpoint.DirEntry, error) {
+	if v.cp == nil {
+		return nil, nil
+	}
+	if v.dirs.Add(1)%32 == 0 {
+		_ = v.cp.DropCachedPages()
+	}
+	var recs []checkpoint.DirEntry
+	if err := v.cp.ListDir(rel, func(e checkpoint.DirEntry) error {
+		recs = append(recs, e)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return recs, nil
 }
 
 // progress reports the counters every second until the returned func is called.
@@ -181,14 +204,9 @@ func (v *filesVerifier) dir(ctx context.Context, d *source.Dir, jobs chan<- cont
 			return fmt.Errorf("list %s: %w", dirKey, err)
 		}
 	}
-	var recs []checkpoint.DirEntry
-	if v.cp != nil {
-		if err := v.cp.ListDir(d.Rel, func(e checkpoint.DirEntry) error {
-			recs = append(recs, e)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+	recs, err := v.dirRecords(d.Rel)
+	if err != nil {
+		return err
 	}
 	return v.merge(ctx, d, dirKey, objs, recs, jobs)
 }

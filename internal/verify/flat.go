@@ -302,12 +302,9 @@ func (m *flatMerge) prepare(d source.DirRef, entries []source.Entry) ([]flatItem
 	v := m.v
 	var records map[string]*checkpoint.DirEntry
 	if v.cp != nil {
-		var recs []checkpoint.DirEntry
-		if err := v.cp.ListDir(d.Rel, func(e checkpoint.DirEntry) error {
-			recs = append(recs, e)
-			return nil
-		}); err != nil {
-			return nil, nil, fmt.Errorf("checkpoint: %w", err)
+		recs, err := v.dirRecords(d.Rel)
+		if err != nil {
+			return nil, nil, err
 		}
 		records = make(map[string]*checkpoint.DirEntry, len(recs))
 		for i := range recs {
