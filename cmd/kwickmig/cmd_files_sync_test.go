@@ -37,13 +37,12 @@ type syncReport struct {
 
 // syncEnv is a source dir, a bucket and a checkpoint for one test.
 type syncEnv struct {
-	t    *testing.T
-	s3   *kmtest.S3Env
-	src  string
-	cp   string
-	dst  string
-	rep  string
-	args []string
+	t   *testing.T
+	s3  *kmtest.S3Env
+	src string
+	cp  string
+	dst string
+	rep string
 
 	verifyArgs []string // appended to every verify files run
 }
