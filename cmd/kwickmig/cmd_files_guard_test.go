@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
 // mountBind bind-mounts dir at point for the rest of the test (as root; a
@@ -62,7 +67,7 @@ func TestUnmountedShareDeletesNothing(t *testing.T) {
 		mustContain(t, out, "s9 is no longer mounted")
 		mustContain(t, out, "nothing was uploaded or deleted")
 	}
-	if n := len(bucketObjects(t, se.s3)); n != 40 {
+	if n := bucketCount(t, se.s3); n != 40 {
 		t.Fatalf("bucket has %d objects after the refused runs, want 40", n)
 	}
 
@@ -73,7 +78,7 @@ func TestUnmountedShareDeletesNothing(t *testing.T) {
 		t.Fatalf("sync of the empty mount point: exit %d, deleted %d; want 1, 0\n%s", code, rep.FilesDeleted, out)
 	}
 	mustContain(t, out, "not on")
-	if n := len(bucketObjects(t, se.s3)); n != 40 {
+	if n := bucketCount(t, se.s3); n != 40 {
 		t.Fatalf("bucket has %d objects after the refused run, want 40", n)
 	}
 
@@ -113,7 +118,7 @@ func TestEmptySourceRootRefused(t *testing.T) {
 		t.Fatalf("empty root: exit %d, deleted %d; want 1, 0\n%s", code, rep.FilesDeleted, out)
 	}
 	mustContain(t, out, "the source root is empty")
-	if n := len(bucketObjects(t, se.s3)); n != 5 {
+	if n := bucketCount(t, se.s3); n != 5 {
 		t.Fatalf("bucket has %d objects, want 5", n)
 	}
 	code, rep, out = se.sync("--delete", "--accept-source-change")
@@ -147,7 +152,7 @@ func TestMaxDelete(t *testing.T) {
 		}
 		mustContain(t, out, "would remove 150 objects, more than --max-delete")
 		mustContain(t, out, "nothing was deleted (first: ")
-		if got := len(bucketObjects(t, se.s3)); got != n {
+		if got := bucketCount(t, se.s3); got != n {
 			t.Fatalf("sync %v: bucket has %d objects, want %d", extra, got, n)
 		}
 	}
@@ -157,7 +162,7 @@ func TestMaxDelete(t *testing.T) {
 	if code != 0 || rep.FilesDeleted != 150 {
 		t.Fatalf("--max-delete 50%%: exit %d, deleted %d; want 0, 150\n%s", code, rep.FilesDeleted, out)
 	}
-	if got := len(bucketObjects(t, se.s3)); got != n-150 {
+	if got := bucketCount(t, se.s3); got != n-150 {
 		t.Fatalf("bucket has %d objects, want %d", got, n-150)
 	}
 	// A handful of deletions is within the default.
@@ -181,4 +186,65 @@ func TestMaxDelete(t *testing.T) {
 			t.Fatalf("--max-delete %s: exit %d\n%s", bad, code, out)
 		}
 	}
+}
+
+// A checkpoint that cannot be written (its disk is full) stops the run at
+// once with one line naming it, exit 1; the checkpoint stays usable, and the
+// next run (after space is freed) finishes the job without losing a file.
+func TestCheckpointDiskFullStopsRun(t *testing.T) {
+	se := newSyncEnv(t, "full")
+	const n = 4000
+	for i := range n {
+		writeFile(t, se.src, fmt.Sprintf("store-%03d/2026/11/28/receipt-with-a-long-name-%06d.json", i%40, i), []byte(fmt.Sprint(i)))
+	}
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", small).CombinedOutput(); err != nil {
+		if os.Getenv("KWICKMIG_TEST_DISALLOW_SKIP") != "" {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	se.cp = filepath.Join(small, "kwickmig.db")
+
+	code, rep, out := se.sync()
+	if code != 1 {
+		t.Fatalf("sync with a full checkpoint disk: exit %d, want 1\n%s", code, out)
+	}
+	mustContain(t, out, "checkpoint "+se.cp+": cannot record uploads")
+	mustContain(t, out, "no space left on device")
+	if rep.FilesFailed != 0 {
+		t.Fatalf("files_failed %d: nothing failed, the run was stopped", rep.FilesFailed)
+	}
+	if got := bucketCount(t, se.s3); got >= n {
+		t.Fatalf("%d objects uploaded: the run went on after the checkpoint failed", got)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", small).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v: %s", err, out)
+	}
+	code, rep, out = se.sync()
+	if code != 0 || rep.FilesUploaded == 0 || rep.FilesUploaded+rep.FilesUnchanged != n {
+		t.Fatalf("rerun: exit %d, uploaded %d, unchanged %d; want 0 and %d in all\n%s", code, rep.FilesUploaded, rep.FilesUnchanged, n, out)
+	}
+	if got := bucketCount(t, se.s3); got != n {
+		t.Fatalf("bucket has %d objects, want %d", got, n)
+	}
+	if code, rep, out := se.sync(); code != 0 || rep.FilesUploaded != 0 {
+		t.Fatalf("third run: exit %d, uploaded %d, want 0, 0\n%s", code, rep.FilesUploaded, out)
+	}
+}
+
+// bucketCount lists the bucket (no downloads) and returns its object count.
+func bucketCount(t testing.TB, e *kmtest.S3Env) int {
+	t.Helper()
+	n := 0
+	p := s3.NewListObjectsV2Paginator(e.Client, &s3.ListObjectsV2Input{Bucket: &e.Bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Contents)
+	}
+	return n
 }
