@@ -142,6 +142,23 @@ func ReadIdentity(root string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("read mount table: %w", err)
 	}
+	// An automounter (autofs) mounts a share when its mount point is first
+	// touched: stat every mount point below the root, then read the table
+	// again, so what is recorded is the share, not whether it happened to
+	// be mounted yet.
+	triggered := false
+	for _, m := range mounts {
+		if m.fsType == "autofs" && under(m.point, real) {
+			var mst syscall.Stat_t
+			_ = syscall.Stat(m.point, &mst)
+			triggered = true
+		}
+	}
+	if triggered {
+		if mounts, err = readMountInfo(); err != nil {
+			return Identity{}, fmt.Errorf("read mount table: %w", err)
+		}
+	}
 	id := Identity{Inode: st.Ino}
 	// The mount holding the root: the last (topmost) mount whose mount
 	// point is the longest prefix of the root.
@@ -161,6 +178,12 @@ func ReadIdentity(root string) (Identity, error) {
 	byPoint := map[string]MountID{}
 	for _, m := range mounts {
 		if m.point == real || !under(m.point, real) {
+			continue
+		}
+		if m.fsType == "autofs" {
+			// The trigger, not a filesystem: the share mounted on top of
+			// it is what counts; if none is, the directory is missing
+			// its mount, which the comparison reports.
 			continue
 		}
 		rel := strings.TrimPrefix(m.point, real+"/")
