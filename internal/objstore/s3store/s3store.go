@@ -163,7 +163,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	})
 	s := &Store{client: client, bucket: bucket, prefix: prefix, opts: o}
 	if !o.DisableFastPut {
-		s.fast = newFastPutter(ctx, client, bucket, o, httpClient)
+		// Exactly the client the SDK sends with: LoadDefaultConfig applies
+		// AWS_CA_BUNDLE (and the shared config's ca_bundle) to a copy of
+		// httpClient, and s3.New copies it once more, so only the client's
+		// own options carry every TLS and proxy setting.
+		s.fast = newFastPutter(ctx, client, bucket, o, client.Options().HTTPClient)
 	}
 	s.tm = tm.New(client, func(to *tm.Options) {
 		to.MultipartUploadThreshold = o.MultipartThreshold
@@ -178,7 +182,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 
 // buildHTTPClient returns the SDK's buildable client (so AWS_CA_BUNDLE and
 // the shared config's ca_bundle keep working) with a pool sized for the
-// concurrency and the --ca-bundle / mutual-TLS settings applied.
+// concurrency and the --ca-bundle / mutual-TLS settings applied. The SDK
+// derives copies from it: use the S3 client's Options().HTTPClient, never
+// this value, to send requests.
 func buildHTTPClient(o Options) (config.HTTPClient, error) {
 	if o.HTTPClient != nil {
 		return o.HTTPClient, nil
