@@ -205,6 +205,9 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 	if r.NoStoredSum > 0 {
 		rows = append(rows, []string{"no stored checksum", fmt.Sprintf("%d (compared byte for byte)", r.NoStoredSum)})
 	}
+	if len(r.ComparedBy) > 0 {
+		rows = append(rows, []string{"compared by", comparedBy(r)})
+	}
 	if r.Skipped > 0 {
 		rows = append(rows, []string{"skipped", fmt.Sprintf("%d (symlinks, FIFOs, sockets, devices)", r.Skipped)})
 	}
@@ -227,4 +230,20 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 	if r.OK() {
 		fmt.Fprintln(w, "OK: every file is in the bucket"+map[bool]string{true: " with the same bytes", false: " with the same size"}[r.Mode != "size"])
 	}
+}
+
+// comparedBy renders how the contents were compared, in a fixed order, e.g.
+// "crc32c 120, crc32c-composite 3 (part sizes from the object)".
+func comparedBy(r *verify.FilesResult) string {
+	var parts []string
+	for _, m := range []string{verify.MethodETagMD5, verify.MethodCRC32C, verify.MethodComposite, verify.MethodSHA256, verify.MethodBytes} {
+		if n := r.ComparedBy[m]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", m, n))
+		}
+	}
+	s := strings.Join(parts, ", ")
+	if r.StoredSumWrong > 0 {
+		s += fmt.Sprintf("; %d stored checksums disagreed while the bytes matched", r.StoredSumWrong)
+	}
+	return s
 }

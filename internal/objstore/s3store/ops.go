@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -36,8 +35,8 @@ func (s *Store) Check(ctx context.Context) error {
 	return fmt.Errorf("bucket %s: %w", s.bucket, err)
 }
 
-// Put uploads body. Bodies above the multipart threshold go through the
-// transfer manager; the rest are one PutObject carrying the CRC32C so the
+// Put uploads body. Bodies above the multipart threshold are streamed in
+// parts with a full-object CRC32C (multipart.go); the rest are one PutObject carrying the CRC32C so the
 // server rejects corrupted bytes.
 func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions) (objstore.PutResult, error) {
 	full := s.prefix + key
@@ -46,13 +45,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 		ct = aws.String(o.ContentType)
 	}
 	if size > s.opts.MultipartThreshold {
-		out, err := s.tm.UploadObject(ctx, &tm.UploadObjectInput{
-			Bucket: &s.bucket, Key: &full, Body: body, ContentType: ct, Metadata: o.Metadata,
-		})
-		if err != nil {
-			return objstore.PutResult{}, wrap("put", full, err)
-		}
-		return objstore.PutResult{ETag: unquote(aws.ToString(out.ETag)), CRC32C: aws.ToString(out.ChecksumCRC32C)}, nil
+		return s.putMultipart(ctx, full, body, size, o)
 	}
 	sum := o.CRC32C
 	if sum == "" {
@@ -111,7 +104,24 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	case out.ChecksumSHA256 != nil:
 		info.Checksum = "sha256:" + *out.ChecksumSHA256
 	}
+	info.ChecksumType = string(out.ChecksumType)
+	info.Parts = int(aws.ToInt32(out.PartsCount))
 	return info, nil
+}
+
+// HeadPart returns the size of part n of key and the object's part count,
+// with one HeadObject?partNumber=n.
+func (s *Store) HeadPart(ctx context.Context, key string, n int) (int64, int, error) {
+	full := s.prefix + key
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full, PartNumber: aws.Int32(int32(n))})
+	if err != nil {
+		return 0, 0, wrap("head", full, err)
+	}
+	parts := int(aws.ToInt32(out.PartsCount))
+	if parts == 0 {
+		parts = 1 // S3 omits the count for an object uploaded in one piece
+	}
+	return aws.ToInt64(out.ContentLength), parts, nil
 }
 
 // Open streams the object's bytes.

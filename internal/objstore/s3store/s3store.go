@@ -1,6 +1,6 @@
 // Package s3store implements objstore.Store on Amazon S3 (and S3-compatible
 // endpoints) with aws-sdk-go-v2. It is the only package that imports the S3
-// client; multipart uploads go through feature/s3/transfermanager.
+// client; multipart uploads are streamed by multipart.go.
 package s3store
 
 import (
@@ -21,7 +21,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 
@@ -71,7 +70,6 @@ func (o *Options) fill() {
 // Store is an S3 bucket plus key prefix.
 type Store struct {
 	client *s3.Client
-	tm     *tm.Client
 	fast   *fastPutter // nil: every PUT goes through the SDK
 	bucket string
 	prefix string // "" or ends with "/"
@@ -169,14 +167,6 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// own options carry every TLS and proxy setting.
 		s.fast = newFastPutter(ctx, client, bucket, o, client.Options().HTTPClient)
 	}
-	s.tm = tm.New(client, func(to *tm.Options) {
-		to.MultipartUploadThreshold = o.MultipartThreshold
-		to.PartSizeBytes = o.PartSize
-		to.Concurrency = 4
-		to.ChecksumAlgorithm = "CRC32C"
-		to.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		to.FailTimeout = 30 * time.Second
-	})
 	return s, nil
 }
 
