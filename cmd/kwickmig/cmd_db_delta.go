@@ -99,8 +99,8 @@ func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time
 		fields["error"] = err.Error()
 	}
 	if o.Report != "" {
-		data, _ := json.MarshalIndent(map[string]any{"command": command, "started": started, "finished": time.Now(), "exit_code": code, "summary": fields}, "", "  ")
-		if werr := os.WriteFile(o.Report, append(data, '\n'), 0o644); werr != nil {
+		rep := map[string]any{"command": command, "started": started, "finished": time.Now(), "exit_code": code, "summary": fields}
+		if werr := report.WriteJSON(o.Report, rep); werr != nil {
 			g.logger.Warn("cannot write report", "file", o.Report, "err", werr)
 		}
 	}

@@ -82,7 +82,8 @@ var _ BatchStore = DirStore("")
 
 // Put writes a temporary file, syncs it and renames it into place.
 func (d DirStore) Put(_ context.Context, name string, data []byte) error {
-	if err := os.MkdirAll(string(d), 0o755); err != nil {
+	// Batch files hold customer data: directory 0700, files 0600 (CreateTemp).
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(string(d), "."+name+".tmp*")
