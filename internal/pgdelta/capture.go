@@ -125,6 +125,10 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	if lt == 0 {
 		lt = 10 * time.Second
 	}
+	role, err := captureRoleName(ctx, source)
+	if err != nil {
+		return res, fmt.Errorf("source: %w", err)
+	}
 	err = pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lt.Milliseconds())); err != nil {
 			return err
@@ -133,6 +137,9 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			if _, err := tx.Exec(ctx, ddl); err != nil {
 				return fmt.Errorf("create kwickmig schema: %w", err)
 			}
+		}
+		if err := createCaptureRole(ctx, tx, role); err != nil {
+			return err
 		}
 		for i, t := range tables {
 			tid := i + 1
@@ -150,7 +157,11 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 				tid, t.OID, t.Schema, t.Name, t.Key, logged, t.Fingerprint); err != nil {
 				return err
 			}
-			for _, stmt := range triggerSQL(tid, t, logged) {
+			forms, err := textForms(ctx, tx.Conn(), t.OID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.display(), err)
+			}
+			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					if isLockTimeout(err) {
 						return fmt.Errorf("could not lock %s within %s (transactions are writing to it); nothing was installed: retry at a quieter moment or raise --lock-timeout",
@@ -171,7 +182,8 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			('version', '1'),
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
-			('excluded', $1)`, strings.Join(opts.Exclude, "\n"))
+			('excluded', $1),
+			('capture_role', $2)`, strings.Join(opts.Exclude, "\n"), role)
 		return err
 	})
 	if err != nil {
@@ -181,12 +193,12 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 }
 
 // triggerSQL generates the per-table trigger function and triggers. Every
-// identifier is quoted. Values are logged in their text form (the cast to
-// text is the type's output function, as COPY uses), so applying them with
-// casts back to the column types is exact for every type: numeric scale,
-// float NaN/Infinity and -0, json whitespace, jsonb 'null' versus NULL,
-// arrays with bounds, bytea, intervals, enums, domains.
-func triggerSQL(tid int, t table, cols []string) []string {
+// identifier is quoted. Values are logged in their text form, written by
+// each column type's output function (forms), as COPY writes them, so
+// applying them with casts back to the column types is exact for every
+// type: numeric scale, float NaN/Infinity and -0, json whitespace, jsonb
+// 'null' versus NULL, arrays with bounds, bytea, intervals, enums, domains.
+func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
 	textArray := func(rec string, names []string) string {
 		if len(names) == 0 {
@@ -194,7 +206,7 @@ func triggerSQL(tid int, t table, cols []string) []string {
 		}
 		parts := make([]string, len(names))
 		for i, n := range names {
-			parts[i] = fmt.Sprintf("%s.%s::text", rec, pgutil.QuoteIdent(n))
+			parts[i] = forms[n].expr(rec)
 		}
 		return "ARRAY[" + strings.Join(parts, ", ") + "]"
 	}
@@ -205,10 +217,11 @@ func triggerSQL(tid int, t table, cols []string) []string {
 	if len(t.Key) == 0 {
 		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
 	}
-	// SECURITY DEFINER: application roles need no rights on kwickmig. The SET
-	// clauses fix every setting that changes a value's text form, whatever
-	// the writer's session set: shortest-exact floats, ISO dates in UTC,
-	// unambiguous intervals, hex bytea.
+	// SECURITY DEFINER, owned by the capture role: application roles need
+	// no rights on kwickmig, and the function has no rights but inserting
+	// into the log. The SET clauses fix every setting that changes a value's
+	// text form, whatever the writer's session set: shortest-exact floats,
+	// ISO dates in UTC, unambiguous intervals, hex bytea.
 	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET extra_float_digits = 1
@@ -237,6 +250,7 @@ $kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArra
 	q := t.qname()
 	return []string{
 		body,
+		fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role)),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", q, fn),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", q, fn),
 		// ALWAYS: also fire for sessions with session_replication_role = replica.
@@ -352,10 +366,16 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
 			return err
 		}
+		var role string
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT value FROM kwickmig.meta WHERE key = 'capture_role'), '')`).Scan(&role); err != nil {
+			return err
+		}
 		// The triggers depend on the functions in kwickmig, so CASCADE drops
 		// them with the schema, whatever the tables are called by now.
-		_, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`)
-		return err
+		if _, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`); err != nil {
+			return err
+		}
+		return dropCaptureRole(ctx, tx, role)
 	})
 	if err != nil {
 		return false, fmt.Errorf("source: capture remove: %w", err)
