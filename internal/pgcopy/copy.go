@@ -135,13 +135,24 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		}
 	}
 
+	var units map[*Table]unit
 	if !opts.SchemaOnly {
 		if err := planParts(ck, sectionCopy, tables, opts.SplitLargerThan, coord.blockSize, opts.Resume); err != nil {
 			return err
 		}
-		l := &loader{ck: ck, section: sectionCopy, freeze: !opts.DataOnly}
+		l := &loader{ck: ck, section: sectionCopy, freeze: !opts.DataOnly, snapshot: coord.snapshot}
 		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
 			return err
+		}
+		if units, err = partitionRoots(ctx, coord.conn, tables); err != nil {
+			return err
+		}
+		redone, err := l.settleUnits(ctx, dst, tables, units, state.Baseline)
+		if err != nil {
+			return err
+		}
+		for _, t := range redone {
+			log.Warn("resume: reloading table whole, its finished parts are from an earlier snapshot", "table", t)
 		}
 		truncated, err := checkTargets(ctx, dst, tables, opts.Resume)
 		if err != nil {
@@ -167,6 +178,9 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		res.Sequences = len(seqs)
 		state.DataDone = true
 		if err := putState(ck, sectionCopy, state); err != nil {
+			return err
+		}
+		if res.tableSnapshots, err = unitSnapshots(tables, units, state.Baseline); err != nil {
 			return err
 		}
 	}

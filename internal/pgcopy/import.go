@@ -134,7 +134,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		log.Info("schema created (pre-data)", "tables", len(tables))
 	}
 	if !opts.SchemaOnly {
-		l := &loader{ck: ck, section: sectionImport, freeze: !opts.DataOnly}
+		l := &loader{ck: ck, section: sectionImport, freeze: !opts.DataOnly, snapshot: man.Snapshot}
 		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
 			return err
 		}

@@ -172,6 +172,10 @@ type Result struct {
 	// Failures are items the run could not do although it finished (a
 	// sequence it could not set): the command exits 2.
 	Failures []string `json:"failures,omitempty"`
+
+	// tableSnapshots: tables (partition roots) a resumed copy loaded in a
+	// later snapshot than Snapshot (resume.go).
+	tableSnapshots map[[2]string]string
 }
 
 // Summary returns the run's totals for the checkpoint's run history.
