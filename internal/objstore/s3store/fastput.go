@@ -46,6 +46,7 @@ type fastPutter struct {
 	base        *url.URL // endpoint with the bucket (host or path), no trailing slash
 	maxAttempts int
 	pacer       *objstore.Pacer
+	reqTimeout  time.Duration // base of each attempt's deadline (transport.go)
 }
 
 // newFastPutter returns nil when the endpoint needs more than plain SigV4.
@@ -91,6 +92,7 @@ func newFastPutter(ctx context.Context, client *s3.Client, bucket string, o Opti
 		base:        &base,
 		maxAttempts: o.MaxAttempts,
 		pacer:       o.Pacer,
+		reqTimeout:  o.RequestTimeout,
 	}
 }
 
@@ -140,8 +142,20 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 	}
 }
 
-// once sends one attempt and classifies its failure.
+// once sends one attempt, within the attempt's deadline, and classifies its
+// failure.
 func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
+	limit := attemptTimeout(f.reqTimeout, size)
+	actx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	etag, retry, throttle, err = f.send(actx, escapedPath, body, size, o, sum)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		return "", true, false, &attemptTimeoutError{limit: limit, size: size}
+	}
+	return etag, retry, throttle, err
+}
+
+func (f *fastPutter) send(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
 	u := *f.base
 	u.Opaque = "//" + u.Host + escapedPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), nil)

@@ -5,8 +5,6 @@ package s3store
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,6 +42,10 @@ type Options struct {
 	MultipartThreshold int64
 	PartSize           int64
 	MaxAttempts        int
+	// RequestTimeout bounds the wait for response headers once a request is
+	// sent, and is the base of each attempt's deadline (see transport.go).
+	// Default 60s (--request-timeout).
+	RequestTimeout time.Duration
 	// Pacer paces request attempts and counts throttles; may be nil.
 	Pacer *objstore.Pacer
 	// HTTPClient overrides the transport (tests).
@@ -66,7 +68,13 @@ func (o *Options) fill() {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout's default.
+const DefaultRequestTimeout = 60 * time.Second
 
 // Store is an S3 bucket plus key prefix.
 type Store struct {
@@ -156,7 +164,8 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		so.UsePathStyle = customEndpoint
 		// The body's integrity is carried by x-amz-checksum-crc32c (and by TLS
 		// on real S3), so signing does not hash every body a second time.
-		so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware,
+			deadlineMiddleware(o.RequestTimeout), openWatchdog(o.RequestTimeout))
 		if o.Pacer != nil {
 			so.APIOptions = append(so.APIOptions, pacerMiddleware(o.Pacer))
 		}
@@ -178,60 +187,6 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		to.FailTimeout = 30 * time.Second
 	})
 	return s, nil
-}
-
-// buildHTTPClient returns the SDK's buildable client (so AWS_CA_BUNDLE and
-// the shared config's ca_bundle keep working) with a pool sized for the
-// concurrency and the --ca-bundle / mutual-TLS settings applied. The SDK
-// derives copies from it: use the S3 client's Options().HTTPClient, never
-// this value, to send requests.
-func buildHTTPClient(o Options) (config.HTTPClient, error) {
-	if o.HTTPClient != nil {
-		return o.HTTPClient, nil
-	}
-	var tlsErr error
-	c := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		t.MaxIdleConns = o.Concurrency * 2
-		t.MaxIdleConnsPerHost = o.Concurrency * 2
-		t.IdleConnTimeout = 90 * time.Second
-		if o.CABundle == "" && o.ClientCert == "" {
-			return
-		}
-		if t.TLSClientConfig == nil {
-			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if o.CABundle != "" {
-			pem, err := os.ReadFile(o.CABundle)
-			if err != nil {
-				tlsErr = fmt.Errorf("--ca-bundle: %w", err)
-				return
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				tlsErr = fmt.Errorf("--ca-bundle %s: no PEM certificates found", o.CABundle)
-				return
-			}
-			t.TLSClientConfig.RootCAs = pool
-		}
-		if o.ClientCert != "" || o.ClientKey != "" {
-			cert, err := tls.LoadX509KeyPair(o.ClientCert, o.ClientKey)
-			if err != nil {
-				tlsErr = fmt.Errorf("--client-cert/--client-key: %w", err)
-				return
-			}
-			t.TLSClientConfig.Certificates = []tls.Certificate{cert}
-		}
-	})
-	// The transport options run when the transport is built: build it now
-	// to surface certificate errors before any request.
-	_ = c.GetTransport()
-	if tlsErr != nil {
-		return nil, tlsErr
-	}
-	return c, nil
 }
 
 // pacerMiddleware runs once per attempt (after the retry middleware): it
