@@ -34,7 +34,10 @@ import (
 // Retries follow the SDK's standard rules: 5xx, 429, throttling codes,
 // RequestTimeout and connection errors are retried with exponential backoff
 // and full jitter (throttles from a 1 s base, others from 50 ms, at most
-// 20 s), up to maxAttempts; other 4xx are returned at once.
+// 20 s), up to maxAttempts; other 4xx are returned at once. Errors are
+// classified like the SDK path's (classify.go): fatal ones (TLS
+// verification, 400, 403, NoSuchBucket) end at the first attempt, and
+// connection-level ones after maxConnAttempts.
 type fastPutter struct {
 	client interface {
 		Do(*http.Request) (*http.Response, error)
@@ -121,11 +124,15 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 			f.pacer.Throttled()
 		}
 		lastErr = err
-		if !retry || attempt >= f.maxAttempts || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return objstore.PutResult{}, ctx.Err()
+		}
+		class := classOf(err)
+		if !retry || class == classFatal || attempt >= f.maxAttempts || (class == classUnreachable && attempt >= maxConnAttempts) {
 			if attempt > 1 {
-				return objstore.PutResult{}, fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr)
+				return objstore.PutResult{}, classify(fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr))
 			}
-			return objstore.PutResult{}, fmt.Errorf("put %s: %w", key, lastErr)
+			return objstore.PutResult{}, classify(fmt.Errorf("put %s: %w", key, lastErr))
 		}
 		base := 50 * time.Millisecond
 		if throttle {
@@ -241,6 +248,13 @@ func (e *PutError) Error() string {
 	}
 	return msg
 }
+
+// HTTPStatusCode and ErrorCode let classify read the fast path's errors
+// like the SDK's.
+func (e *PutError) HTTPStatusCode() int { return e.Status }
+
+// ErrorCode returns the S3 error code (e.g. SlowDown, NoSuchBucket).
+func (e *PutError) ErrorCode() string { return e.Code }
 
 // Is makes a 404 (NoSuchBucket) match objstore.ErrNotExist.
 func (e *PutError) Is(target error) bool {

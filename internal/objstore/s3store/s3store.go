@@ -130,11 +130,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		config.WithRetryer(func() aws.Retryer {
 			// The SDK's default retry quota fails requests after a burst of
 			// throttles; kwickmig paces instead, so the quota is off.
-			return retry.NewStandard(func(so *retry.StandardOptions) {
+			return classRetryer{retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = o.MaxAttempts
 				so.MaxBackoff = 20 * time.Second
 				so.RateLimiter = ratelimit.None
-			})
+			})}
 		}),
 		// kwickmig supplies CRC32C itself; don't let the SDK stream bodies
 		// through aws-chunked trailers the server must decode.
@@ -197,7 +197,9 @@ func pacerMiddleware(p *objstore.Pacer) func(*middleware.Stack) error {
 		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("kwickmigPacer",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 				if err := p.Wait(ctx); err != nil {
-					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+					// A cancellation, so the SDK neither retries it nor is
+					// it taken for a timeout of the endpoint.
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, &aws.RequestCanceledError{Err: err}
 				}
 				out, md, err := next.HandleFinalize(ctx, in)
 				if err != nil {
@@ -229,14 +231,16 @@ func (e *notExistError) Unwrap() []error {
 	return []error{objstore.ErrNotExist, e.err}
 }
 
-// wrap names the operation and key, and maps 404s to objstore.ErrNotExist.
+// wrap names the operation and key, maps 404s to objstore.ErrNotExist and
+// marks the error's class (classify.go): every SDK operation's error goes
+// through here.
 func wrap(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
-		return &notExistError{what: op + " " + key, err: err}
+		return classify(&notExistError{what: op + " " + key, err: err})
 	}
-	return fmt.Errorf("%s %s: %w", op, key, err)
+	return classify(fmt.Errorf("%s %s: %w", op, key, err))
 }
