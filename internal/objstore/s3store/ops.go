@@ -23,16 +23,18 @@ func (s *Store) Check(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
+	// Fatal: a missing bucket (also ErrNotExist), 403, TLS verification;
+	// Unreachable: no answer (classify.go).
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NotFound", "NoSuchBucket":
-			return &notExistError{what: "bucket " + s.bucket, err: errors.New("does not exist")}
+			return objstore.Fatal(&notExistError{what: "bucket " + s.bucket, err: errors.New("does not exist")})
 		case "Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			return fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode())
+			return objstore.Fatal(fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode()))
 		}
 	}
-	return fmt.Errorf("bucket %s: %w", s.bucket, err)
+	return classify(fmt.Errorf("bucket %s: %w", s.bucket, err))
 }
 
 // Put uploads body. Bodies above the multipart threshold are streamed in
@@ -176,8 +178,9 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(obj
 func (s *Store) Delete(ctx context.Context, key string) error {
 	full := s.prefix + key
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &full})
-	if err != nil && !errors.Is(wrap("delete", full, err), objstore.ErrNotExist) {
-		return wrap("delete", full, err)
+	// An absent key is done; an absent bucket (fatal) is not.
+	if werr := wrap("delete", full, err); werr != nil && (!errors.Is(werr, objstore.ErrNotExist) || errors.Is(werr, objstore.ErrFatal)) {
+		return werr
 	}
 	return nil
 }
