@@ -33,6 +33,8 @@ type FilesSyncOptions struct {
 	Report         string
 	Multipart      int64
 	S3             s3Options
+
+	RebuildCheckpoint bool // see cmd_files_rebuild.go
 }
 
 func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
@@ -50,6 +52,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
 	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
+	f.BoolVar(rebuildCheckpointFlag(o))
 	o.S3.AddFlags(f)
 }
 
@@ -95,6 +98,9 @@ func (o *FilesSyncOptions) validate() error {
 }
 
 func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) error {
+	if o.RebuildCheckpoint {
+		return runRebuildCheckpoint(ctx, o, g)
+	}
 	started := time.Now()
 	if err := o.validate(); err != nil {
 		return err
