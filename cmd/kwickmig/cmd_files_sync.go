@@ -19,6 +19,8 @@ import (
 
 // FilesSyncOptions are the flags of `kwickmig files sync`.
 type FilesSyncOptions struct {
+	RebuildCheckpoint bool // see cmd_files_rebuild.go
+
 	Src            string
 	Dst            string
 	Checkpoint     string
@@ -33,8 +35,6 @@ type FilesSyncOptions struct {
 	Report         string
 	Multipart      int64
 	S3             s3Options
-
-	RebuildCheckpoint bool // see cmd_files_rebuild.go
 }
 
 func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
@@ -47,12 +47,12 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
 	f.BoolVar(&o.Delete, "delete", false, "delete objects whose source files are gone (and their records)")
 	f.BoolVar(&o.Checksum, "checksum", false, "decide by content hash (reads every recorded file) instead of size/mtime/ctime/inode")
+	f.BoolVar(rebuildCheckpointFlag(o))
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
 	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
-	f.BoolVar(rebuildCheckpointFlag(o))
 	o.S3.AddFlags(f)
 }
 
