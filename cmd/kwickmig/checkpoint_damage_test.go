@@ -111,6 +111,9 @@ func TestDamagedCheckpointCommands(t *testing.T) {
 		"files sync --dry-run": append([]string{"files", "sync", "--dry-run"}, common...),
 		"verify files":         append([]string{"verify", "files"}, common...),
 		"report":               {"report", "--offline", "--checkpoint", se.cp},
+		// The checkpoint is opened before any connection: no server needed.
+		"verify db": {"verify", "db", "--source", "postgres://u@127.0.0.1:1/a", "--target", "postgres://u@127.0.0.1:1/b", "--checkpoint", se.cp},
+		"db copy":   {"db", "copy", "--source", "postgres://u@127.0.0.1:1/a", "--target", "postgres://u@127.0.0.1:1/b", "--checkpoint", se.cp},
 	}
 	for name, damage := range damageCases {
 		t.Run(name, func(t *testing.T) {
