@@ -19,6 +19,8 @@ import (
 
 // FilesSyncOptions are the flags of `kwickmig files sync`.
 type FilesSyncOptions struct {
+	RebuildCheckpoint bool // see cmd_files_rebuild.go
+
 	Src            string
 	Dst            string
 	Checkpoint     string
@@ -48,6 +50,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
 	f.BoolVar(&o.Delete, "delete", false, "delete objects whose source files are gone (and their records)")
 	f.BoolVar(&o.Checksum, "checksum", false, "decide by content hash (reads every recorded file) instead of size/mtime/ctime/inode")
+	f.BoolVar(rebuildCheckpointFlag(o))
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
@@ -110,6 +113,9 @@ func (o *FilesSyncOptions) validate() error {
 }
 
 func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) error {
+	if o.RebuildCheckpoint {
+		return runRebuildCheckpoint(ctx, o, g)
+	}
 	started := time.Now()
 	if err := o.validate(); err != nil {
 		return err

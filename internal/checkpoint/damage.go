@@ -18,15 +18,17 @@ var ErrDamaged = errors.New("checkpoint is damaged")
 // files sync, db copy, … running on it right now).
 var ErrInUse = errors.New("checkpoint is in use by another kwickmig process")
 
-type damagedError struct{ path, reason string }
+// DamagedError is the error matching ErrDamaged: the file and what is
+// wrong with it, for callers that word their own way out.
+type DamagedError struct{ Path, Reason string }
 
-func (e *damagedError) Error() string {
+func (e *DamagedError) Error() string {
 	return fmt.Sprintf("checkpoint %s is damaged (%s); move it aside and run "+
 		"`kwickmig files sync --rebuild-checkpoint --src DIR --dst s3://BUCKET[/PREFIX] --checkpoint %s` "+
-		"to rebuild its file records from the bucket", e.path, e.reason, e.path)
+		"to rebuild its file records from the bucket", e.Path, e.Reason, e.Path)
 }
 
-func (e *damagedError) Is(target error) bool { return target == ErrDamaged }
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
 
 // damaged builds the one-line ErrDamaged error; reason comes from bbolt,
 // a panic or a check, so it is flattened and capped to keep it one line.
@@ -35,7 +37,7 @@ func damaged(path, reason string) error {
 	if len(reason) > 200 {
 		reason = reason[:200] + "…"
 	}
-	return &damagedError{path: path, reason: reason}
+	return &DamagedError{Path: path, Reason: reason}
 }
 
 // callerPanic carries a panic raised by a caller's callback through the
