@@ -158,11 +158,12 @@ func newCaptureRemoveCommand(g *globalOptions) *cobra.Command {
 	var opts CaptureOptions
 	cmd := &cobra.Command{
 		Use:   "remove",
-		Short: "Drop the capture triggers and the kwickmig schema (with its change log) from the source",
+		Short: "Drop the capture triggers, the kwickmig schema (with its change log) and the capture role from the source; with --target, the target's delta bookkeeping too",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runCaptureRemove(cmd.Context(), opts, g) },
 	}
 	opts.addSource(cmd)
+	cmd.Flags().StringVar(&opts.Target, "target", "", "also drop the kwickmig schema (applied rounds and batches) from this target database")
 	opts.addOutput(cmd)
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked within this time")
 	return cmd
@@ -231,16 +232,40 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 }
 
 func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	// --target is not read from $KWICKMIG_TARGET_URL here: dropping the
+	// target's bookkeeping is asked for explicitly.
+	target := opts.Target
 	return opts.onSource(ctx, g, "db capture remove", func(src *pgx.Conn) (any, error) {
+		summary := map[string]any{}
 		removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
-		if err == nil {
-			if removed {
-				fmt.Fprintln(g.stdout, "capture removed: triggers, functions and the kwickmig schema dropped from the source")
-			} else {
-				fmt.Fprintln(g.stdout, "capture was not installed; nothing to remove")
-			}
+		summary["removed"] = removed
+		if err != nil {
+			return summary, err
 		}
-		return map[string]any{"removed": removed}, err
+		if removed {
+			fmt.Fprintln(g.stdout, "capture removed: triggers, functions, the kwickmig schema and the capture role dropped from the source")
+		} else {
+			fmt.Fprintln(g.stdout, "capture was not installed on the source; nothing to remove there")
+		}
+		if target == "" {
+			return summary, nil
+		}
+		tgt, err := deltaConnect(ctx, pgutil.Target, target)
+		if err != nil {
+			return summary, err
+		}
+		defer deltaClose(tgt)
+		removed, err = pgdelta.RemoveTarget(ctx, tgt, opts.LockTimeout)
+		summary["target_removed"] = removed
+		if err != nil {
+			return summary, err
+		}
+		if removed {
+			fmt.Fprintln(g.stdout, "target: kwickmig schema (applied rounds and batches) dropped")
+		} else {
+			fmt.Fprintln(g.stdout, "target: no kwickmig schema; nothing to remove there")
+		}
+		return summary, nil
 	})
 }
 

@@ -359,6 +359,11 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 	if err != nil || !ok {
 		return false, err
 	}
+	// An export (final-delta --out) holds this lock while it reads the log.
+	if err := advisoryLock(ctx, source, "source"); err != nil {
+		return false, err
+	}
+	defer source.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
 	if lockTimeout == 0 {
 		lockTimeout = 10 * time.Second
 	}
@@ -379,6 +384,37 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 	})
 	if err != nil {
 		return false, fmt.Errorf("source: capture remove: %w", err)
+	}
+	return true, nil
+}
+
+// RemoveTarget drops the target's kwickmig schema (applied rounds and
+// batches), once the migration is over. It refuses while a delta run holds
+// the target. Removing what is not there is not an error.
+func RemoveTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duration) (bool, error) {
+	var ok bool
+	if err := target.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'kwickmig')`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("target: read schemas: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := advisoryLock(ctx, target, "target"); err != nil {
+		return false, err
+	}
+	defer target.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
+	if lockTimeout == 0 {
+		lockTimeout = 10 * time.Second
+	}
+	err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("target: remove kwickmig bookkeeping: %w", err)
 	}
 	return true, nil
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// kwickmigLeftovers lists every catalog object of the database at url whose
+// name mentions kwickmig, and the database's capture role if it exists.
+func kwickmigLeftovers(t *testing.T, url string) []string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `
+		SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname ILIKE '%kwickmig%'
+		UNION ALL SELECT 'relation ' || relname FROM pg_class WHERE relname ILIKE '%kwickmig%'
+		UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proname ILIKE '%kwickmig%' OR prosrc ILIKE '%kwickmig.log%'
+		UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgname ILIKE '%kwickmig%'
+		UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger WHERE evtname ILIKE '%kwickmig%'
+		UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typname ILIKE '%kwickmig%'
+		UNION ALL SELECT 'role ' || rolname FROM pg_roles
+			WHERE rolname = 'kwickmig_capture_' || (SELECT oid FROM pg_database WHERE datname = current_database())
+		UNION ALL SELECT 'advisory lock' FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+// TestCaptureRemoveSourceAndTarget: after a delta round, capture remove
+// --target leaves nothing of kwickmig on either side; a delta run holding
+// the target's lock makes it refuse instead of dropping under it.
+func TestCaptureRemoveSourceAndTarget(t *testing.T) {
+	t.Parallel()
+	e := deltaPair(t)
+	ctx := context.Background()
+	cp := filepath.Join(t.TempDir(), "kwickmig.db")
+	code, out, errs := runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 0 {
+		t.Fatalf("final-delta: code %d\n%s%s", code, out, errs)
+	}
+	if len(kwickmigLeftovers(t, e.SourceURL)) == 0 || len(kwickmigLeftovers(t, e.TargetURL)) == 0 {
+		t.Fatal("the leftover query finds nothing even while capture is installed")
+	}
+
+	// A run in progress on the target (its advisory lock held): refused.
+	busy, err := pgx.Connect(ctx, e.TargetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := busy.Exec(ctx, `SELECT pg_advisory_lock(7743778375120284788)`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "capture", "remove", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 1 || !strings.Contains(errs, "another kwickmig delta run") {
+		t.Fatalf("remove during a delta run: code %d\n%s%s", code, out, errs)
+	}
+	if _, err := busy.Exec(ctx, `SELECT pg_advisory_unlock(7743778375120284788)`); err != nil {
+		t.Fatal(err)
+	}
+	busy.Close(ctx)
+
+	code, out, errs = runCLI(t, ctx, "db", "capture", "remove", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "target: kwickmig schema") {
+		t.Fatalf("remove: code %d\n%s%s", code, out, errs)
+	}
+	for side, url := range map[string]string{"source": e.SourceURL, "target": e.TargetURL} {
+		if left := kwickmigLeftovers(t, url); len(left) > 0 {
+			t.Errorf("%s keeps %s after capture remove", side, strings.Join(left, ", "))
+		}
+	}
+	// the application's data stays
+	if got, want := rowsOf(t, e.TargetURL), rowsOf(t, e.SourceURL); got != want {
+		t.Fatalf("target %s\nwant %s", got, want)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "capture", "remove", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "nothing to remove there") {
+		t.Fatalf("second remove: code %d\n%s%s", code, out, errs)
+	}
+}
