@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/kmtest"
 )
 
 // kwickmigLeftovers lists every catalog object of the database at url whose
@@ -88,5 +91,39 @@ func TestCaptureRemoveSourceAndTarget(t *testing.T) {
 	code, out, errs = runCLI(t, ctx, "db", "capture", "remove", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
 	if code != 0 || !strings.Contains(out, "nothing to remove there") {
 		t.Fatalf("second remove: code %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestCaptureStatusDrift: a column added to a captured table and a table
+// created after install are reported by capture status (exit 2) exactly as
+// final-delta then refuses them.
+func TestCaptureStatusDrift(t *testing.T) {
+	t.Parallel()
+	e := deltaPair(t)
+	ctx := context.Background()
+	cp := filepath.Join(t.TempDir(), "kwickmig.db")
+	code, out, errs := runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "schema: unchanged since install") {
+		t.Fatalf("status before drift: code %d\n%s%s", code, out, errs)
+	}
+	kmtest.Exec(t, e.SourceURL, `ALTER TABLE stores ADD COLUMN opened date`, `CREATE TABLE late_arrivals (id int PRIMARY KEY)`)
+	report := filepath.Join(t.TempDir(), "status.json")
+	code, out, errs = runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp, "--report", report)
+	want := []string{"public.late_arrivals (created after capture install, not captured)", "public.stores (columns changed)"}
+	for _, w := range want {
+		if code != 2 || !strings.Contains(out, "  "+w+"\n") {
+			t.Fatalf("status after drift: code %d, want 2 and %q\n%s%s", code, w, out, errs)
+		}
+	}
+	if !strings.Contains(out, "not captured (created after install): public.late_arrivals") {
+		t.Fatalf("status does not list the uncaptured table:\n%s", out)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(data), `"exit_code": 2`) || !strings.Contains(string(data), "public.stores (columns changed)") {
+		t.Fatalf("report %s: %v", data, err)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 1 || !strings.Contains(errs, strings.Join(want, ", ")) {
+		t.Fatalf("final-delta: code %d, want 1 refusing %v\n%s%s", code, want, out, errs)
 	}
 }

@@ -85,8 +85,11 @@ func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time
 	code := ExitOK
 	if err != nil {
 		code = ExitCannotRun
+		var pe *partialError
 		if errors.Is(err, context.Canceled) {
 			code = ExitInterrupted
+		} else if errors.As(err, &pe) {
+			code = ExitPartial
 		}
 	}
 	fields := map[string]any{}
@@ -227,7 +230,18 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 		} else {
 			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
 		}
-		return st, nil
+		if len(st.Uncaptured) > 0 {
+			fmt.Fprintf(g.stdout, "not captured (created after install): %s\n", strings.Join(st.Uncaptured, ", "))
+		}
+		if len(st.Drift) == 0 {
+			fmt.Fprintln(g.stdout, "schema: unchanged since install")
+			return st, nil
+		}
+		fmt.Fprintln(g.stdout, "schema drift since install; final-delta will refuse to run until it is undone:")
+		for _, d := range st.Drift {
+			fmt.Fprintln(g.stdout, "  "+d)
+		}
+		return st, &partialError{msg: fmt.Sprintf("source: schema drift since capture install: %s", strings.Join(st.Drift, ", "))}
 	})
 }
 

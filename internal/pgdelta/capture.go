@@ -309,6 +309,11 @@ type Status struct {
 	// SinceInstall is true before the first delta round: the backlog then
 	// also counts changes the bulk copy already contains.
 	SinceInstall bool `json:"since_install"`
+	// Drift lists what final-delta would refuse to run on, each
+	// "schema.table (why)", from the same check; empty when there is none.
+	Drift []string `json:"drift,omitempty"`
+	// Uncaptured are tables created after install (also in Drift).
+	Uncaptured []string `json:"uncaptured,omitempty"`
 }
 
 // CaptureStatus measures the backlog: log rows not yet applied (direct) or
@@ -325,6 +330,11 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("source: capture status: %w", err)
 	}
+	d, err := sourceDrift(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	st.Drift, st.Uncaptured = d.Problems, d.Uncaptured
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err

@@ -39,36 +39,69 @@ func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
 // stored at install and returns the captured tables, or an error naming
 // every table that changed, vanished, was renamed, or appeared since.
 func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error) {
-	caps, err := capturedTables(ctx, source)
+	d, err := sourceDrift(ctx, source)
 	if err != nil {
 		return nil, err
 	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return d.Captured, nil
+}
+
+// drift is what changed on the source since capture install. capture status
+// reports it; final-delta and export refuse to run while there is any.
+type drift struct {
+	Captured []captured
+	// Problems names each captured table that changed, vanished or was
+	// renamed, or whose capture trigger is disabled, and each uncaptured
+	// table ("schema.table (why)"), sorted.
+	Problems []string
+	// Uncaptured are the tables created after install (not excluded).
+	Uncaptured []string
+}
+
+func (d drift) err() error {
+	if len(d.Problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("source: %w since capture install: %s; nothing was applied (reinstall capture and redo the bulk copy, or undo the change)",
+		ErrSchemaChanged, strings.Join(d.Problems, ", "))
+}
+
+// sourceDrift compares the source's tables with what install recorded.
+func sourceDrift(ctx context.Context, source *pgx.Conn) (drift, error) {
+	var d drift
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return d, err
+	}
+	d.Captured = caps
 	now, err := listTables(ctx, source)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return d, fmt.Errorf("source: %w", err)
 	}
 	excluded, err := excludedPatterns(ctx, source)
 	if err != nil {
-		return nil, err
+		return d, err
 	}
 	byOID := map[uint32]table{}
 	for _, t := range now {
 		byOID[t.OID] = t
 	}
-	var problems []string
 	seen := map[uint32]bool{}
 	for _, c := range caps {
 		seen[c.OID] = true
 		t, ok := byOID[c.OID]
 		switch {
 		case !ok:
-			problems = append(problems, c.display()+" (dropped)")
+			d.Problems = append(d.Problems, c.display()+" (dropped)")
 		case t.Schema != c.Schema || t.Name != c.Name:
-			problems = append(problems, fmt.Sprintf("%s (renamed to %s)", c.display(), t.display()))
+			d.Problems = append(d.Problems, fmt.Sprintf("%s (renamed to %s)", c.display(), t.display()))
 		case t.Fingerprint != c.Fingerprint:
-			problems = append(problems, c.display()+" (columns changed)")
+			d.Problems = append(d.Problems, c.display()+" (columns changed)")
 		case strings.Join(t.Key, ",") != strings.Join(c.Key, ","):
-			problems = append(problems, c.display()+" (key changed)")
+			d.Problems = append(d.Problems, c.display()+" (key changed)")
 		}
 	}
 	// A capture trigger disabled or dropped even for a moment may have let
@@ -78,18 +111,18 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 			AND g.tgname IN ('kwickmig_capture', 'kwickmig_capture_truncate')
 		GROUP BY t.relid`)
 	if err != nil {
-		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+		return d, fmt.Errorf("source: read capture triggers: %w", err)
 	}
 	var oid uint32
 	var enabled int
 	_, err = pgx.ForEachRow(rows, []any{&oid, &enabled}, func() error {
 		if t, ok := byOID[oid]; ok && enabled != 2 {
-			problems = append(problems, t.display()+" (capture trigger disabled or dropped: changes may be missing)")
+			d.Problems = append(d.Problems, t.display()+" (capture trigger disabled or dropped: changes may be missing)")
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+		return d, fmt.Errorf("source: read capture triggers: %w", err)
 	}
 	for _, t := range now {
 		if seen[t.OID] {
@@ -102,15 +135,12 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 			}
 		}
 		if !skip {
-			problems = append(problems, t.display()+" (created after capture install, not captured)")
+			d.Uncaptured = append(d.Uncaptured, t.display())
+			d.Problems = append(d.Problems, t.display()+" (created after capture install, not captured)")
 		}
 	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return nil, fmt.Errorf("source: %w since capture install: %s; nothing was applied (reinstall capture and redo the bulk copy, or undo the change)",
-			ErrSchemaChanged, strings.Join(problems, ", "))
-	}
-	return caps, nil
+	sort.Strings(d.Problems)
+	return d, nil
 }
 
 // tableInfo is a captured table ready to apply on the target.
