@@ -45,6 +45,9 @@ type manifest struct {
 	Tables    []manifestTable `json:"tables"`
 	Parts     []manifestPart  `json:"parts"`
 	Sequences []seqValue      `json:"sequences"`
+	// Partitions of the captured tables at the round's tick (partitions.go).
+	Partitions       []partitionDef `json:"partitions,omitempty"`
+	PartitionsListed bool           `json:"partitions_listed,omitempty"`
 }
 
 type manifestTable struct {

@@ -46,6 +46,7 @@ var sourceDDL = []string{
 		round    integer,
 		state    text NOT NULL DEFAULT 'taken'  -- taken | applied | exported
 	)`,
+	partitionsDDL,
 	`REVOKE ALL ON SCHEMA kwickmig FROM PUBLIC`,
 }
 
@@ -178,7 +179,14 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			}
 			res.Tables = append(res.Tables, t.display())
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
+		parts, err := sourcePartitions(ctx, tx.Conn())
+		if err != nil {
+			return err
+		}
+		if err := recordPartitions(ctx, tx, parts); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
 			('version', '1'),
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
@@ -334,7 +342,11 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	st.Drift, st.Uncaptured = d.Problems, d.Uncaptured
+	gone, err := gonePartitions(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	st.Drift, st.Uncaptured = append(d.Problems, gone...), d.Uncaptured
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err

@@ -124,8 +124,31 @@ func sourceDrift(ctx context.Context, source *pgx.Conn) (drift, error) {
 	if err != nil {
 		return d, fmt.Errorf("source: read capture triggers: %w", err)
 	}
+	// A table detached from a captured table is recorded as its partition.
+	wasPart := map[uint32]string{}
+	var hasRecord bool
+	if err := source.QueryRow(ctx, `SELECT to_regclass('kwickmig.partitions') IS NOT NULL`).Scan(&hasRecord); err != nil {
+		return d, fmt.Errorf("source: %w", err)
+	}
+	if hasRecord {
+		rows, err := source.Query(ctx, `SELECT relid, parent FROM kwickmig.partitions`)
+		if err != nil {
+			return d, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		}
+		var parent string
+		if _, err := pgx.ForEachRow(rows, []any{&oid, &parent}, func() error {
+			wasPart[oid] = parent
+			return nil
+		}); err != nil {
+			return d, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		}
+	}
 	for _, t := range now {
 		if seen[t.OID] {
+			continue
+		}
+		if parent, ok := wasPart[t.OID]; ok {
+			d.Problems = append(d.Problems, fmt.Sprintf("%s (detached from %s: attach it again, or drop it on both sides)", t.display(), parent))
 			continue
 		}
 		skip := false
