@@ -127,3 +127,115 @@ func TestCaptureStatusDrift(t *testing.T) {
 		t.Fatalf("final-delta: code %d, want 1 refusing %v\n%s%s", code, want, out, errs)
 	}
 }
+
+// tableText is every row of table (ordered by its text) on url, and the
+// table's indexes and column defaults.
+func tableText(t *testing.T, url, table string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var s string
+	err = c.QueryRow(ctx, `SELECT coalesce((SELECT string_agg(x::text, ';' ORDER BY x::text) FROM `+table+` x), '') || '|' ||
+		(SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE tablename = '`+table+`') || '|' ||
+		(SELECT string_agg(coalesce(column_default, '-'), ';' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '`+table+`')`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const promosDDL = `CREATE TABLE promos (id serial PRIMARY KEY, code text NOT NULL UNIQUE, pct numeric CHECK (pct > 0), tags text[], ok boolean);
+	CREATE INDEX promos_pct ON promos (pct);
+	INSERT INTO promos (code, pct, tags, ok) SELECT 'P' || g, g, ARRAY['a', NULL], g % 2 = 0 FROM generate_series(1, 20) g`
+
+const promosChanges = `UPDATE promos SET pct = pct * 2 WHERE id % 3 = 0;
+	DELETE FROM promos WHERE id = 5;
+	UPDATE promos SET id = 100 WHERE id = 6;
+	INSERT INTO promos (code, pct) VALUES ('late', 1.5)`
+
+// TestCaptureAdd: a table created after install stops final-delta and shows
+// in capture status; capture add brings it under capture, and the next
+// final-delta creates it on the target (indexes, defaults, its sequence)
+// with all its rows, changes made after the add included.
+func TestCaptureAdd(t *testing.T) {
+	t.Parallel()
+	e := deltaPair(t)
+	ctx := context.Background()
+	cp := filepath.Join(t.TempDir(), "kwickmig.db")
+	kmtest.Exec(t, e.SourceURL, promosDDL)
+	code, out, errs := runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 2 || !strings.Contains(out, "not captured (created after install): public.promos") {
+		t.Fatalf("status: code %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "capture", "add", "promos", "nosuch", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 1 || !strings.Contains(errs, "nosuch (no such table on the source") {
+		t.Fatalf("add of a missing table: code %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "capture", "add", "promos", "stores", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "capture added on 1 table: public.promos (20 rows logged") || !strings.Contains(out, "already captured: public.stores") {
+		t.Fatalf("add: code %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 0 || strings.Contains(out, "not captured") {
+		t.Fatalf("status after add: code %d\n%s%s", code, out, errs)
+	}
+	kmtest.Exec(t, e.SourceURL, promosChanges)
+	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 0 {
+		t.Fatalf("final-delta: code %d\n%s%s", code, out, errs)
+	}
+	if got, want := tableText(t, e.TargetURL, "promos"), tableText(t, e.SourceURL, "promos"); got != want {
+		t.Fatalf("target promos:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := rowsOf(t, e.TargetURL), rowsOf(t, e.SourceURL); got != want {
+		t.Fatalf("target %s\nwant %s", got, want)
+	}
+	// the serial's sequence came along and follows the source
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO promos (code) VALUES ('after')`)
+	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "applied 1 changes") {
+		t.Fatalf("second final-delta: code %d\n%s%s", code, out, errs)
+	}
+	if got, want := tableText(t, e.TargetURL, "promos"), tableText(t, e.SourceURL, "promos"); got != want {
+		t.Fatalf("target promos:\n%s\nwant\n%s", got, want)
+	}
+	kmtest.Exec(t, e.TargetURL, `INSERT INTO promos (code) VALUES ('target next')`)
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO promos (code) VALUES ('target next')`)
+	if got, want := tableText(t, e.TargetURL, "promos"), tableText(t, e.SourceURL, "promos"); got != want {
+		t.Fatalf("sequences differ: target promos:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestCaptureAddOffline: the same through final-delta --out and
+// import-delta: the round's manifest carries the added table's schema.
+func TestCaptureAddOffline(t *testing.T) {
+	t.Parallel()
+	e := deltaPair(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	cp, batches := filepath.Join(dir, "kwickmig.db"), filepath.Join(dir, "delta")
+	kmtest.Exec(t, e.SourceURL, promosDDL)
+	code, out, errs := runCLI(t, ctx, "db", "capture", "add", "public.promos", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 0 {
+		t.Fatalf("add: code %d\n%s%s", code, out, errs)
+	}
+	kmtest.Exec(t, e.SourceURL, promosChanges)
+	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--out", batches, "--checkpoint", cp)
+	if code != 0 {
+		t.Fatalf("final-delta --out: code %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, ctx, "db", "import-delta", "--target", e.TargetURL, "--in", batches, "--checkpoint", cp)
+	if code != 0 {
+		t.Fatalf("import-delta: code %d\n%s%s", code, out, errs)
+	}
+	if got, want := tableText(t, e.TargetURL, "promos"), tableText(t, e.SourceURL, "promos"); got != want {
+		t.Fatalf("target promos:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := rowsOf(t, e.TargetURL), rowsOf(t, e.SourceURL); got != want {
+		t.Fatalf("target %s\nwant %s", got, want)
+	}
+}

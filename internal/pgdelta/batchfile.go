@@ -57,6 +57,9 @@ type manifestTable struct {
 	Key     []string `json:"key"`
 	Logged  []string `json:"logged"`  // columns of a change's data, in order
 	Columns []string `json:"columns"` // all columns on the source
+
+	// DDL creates a table added after install (capture add) on the target.
+	DDL string `json:"ddl,omitempty"`
 }
 
 type manifestPart struct {

@@ -25,7 +25,8 @@ var sourceDDL = []string{
 		table_name  text NOT NULL,
 		key_cols    text[] NOT NULL,
 		cols        text[] NOT NULL,        -- logged columns (not generated), in data order
-		fingerprint text NOT NULL
+		fingerprint text NOT NULL,
+		ddl         text                    -- tables added after install (capture add): their schema, for the target
 	)`,
 	`CREATE TABLE kwickmig.log (
 		id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -90,7 +90,7 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 		}
 		m.Tables = append(m.Tables, mt)
 	}
-	if err := listManifestPartitions(ctx, source, &m); err != nil {
+	if err := completeManifest(ctx, source, &m); err != nil {
 		return res, err
 	}
 	rr := RoundResult{Round: round, Tick: tick, Prev: prev}
@@ -224,7 +224,7 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 		rr.Skipped = true
 		return rr, nil
 	}
-	if err := importPartitions(ctx, target, m); err != nil {
+	if err := prepareImportTarget(ctx, target, m); err != nil {
 		return rr, err
 	}
 	applied := map[int]bool{}

@@ -401,23 +401,44 @@ func createTargetPartitions(ctx context.Context, target *pgx.Conn, defs []partit
 	})
 }
 
-// listManifestPartitions records the source's partitions in an exported
-// round's manifest, read after its tick: every partition a change of the
-// round went through existed by then.
-func listManifestPartitions(ctx context.Context, source *pgx.Conn, m *manifest) error {
+// completeManifest records in an exported round's manifest the source's
+// partitions, read after its tick (every partition a change of the round
+// went through existed by then), and the schema of tables added after
+// install.
+func completeManifest(ctx context.Context, source *pgx.Conn, m *manifest) error {
 	defs, err := sourcePartitions(ctx, source)
 	if err != nil {
 		return err
 	}
 	m.Partitions, m.PartitionsListed = defs, true
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return err
+	}
+	ddl := map[int32]string{}
+	for _, c := range caps {
+		ddl[c.TID] = c.DDL
+	}
+	for i := range m.Tables {
+		m.Tables[i].DDL = ddl[m.Tables[i].TID]
+	}
 	return nil
 }
 
-// importPartitions does on the target what final-delta does before a round:
-// refuse partitions the source no longer had at the round's tick, create
-// those the target lacks. Manifests from before partitions were listed are
-// taken as they are.
-func importPartitions(ctx context.Context, target *pgx.Conn, m manifest) error {
+// prepareImportTarget does on the target what final-delta does before a
+// round: create the tables added after install, refuse partitions the
+// source no longer had at the round's tick, create those the target lacks.
+// Manifests from before partitions were listed are taken as they are.
+func prepareImportTarget(ctx context.Context, target *pgx.Conn, m manifest) error {
+	var added []captured
+	for _, t := range m.Tables {
+		if t.DDL != "" {
+			added = append(added, captured{TID: t.TID, DDL: t.DDL, table: table{Schema: t.Schema, Name: t.Name}})
+		}
+	}
+	if err := createAddedTables(ctx, target, added); err != nil {
+		return fmt.Errorf("round %d: %w", m.Round, err)
+	}
 	if !m.PartitionsListed {
 		return nil
 	}

@@ -18,19 +18,23 @@ var ErrSchemaChanged = errors.New("schema changed")
 type captured struct {
 	TID  int32
 	Cols []string // logged columns, in the order of a log row's data
+	// DDL creates the table on the target, for tables added after install.
+	DDL string
 	table
 }
 
 // capturedTables reads kwickmig.tables from the source.
 func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
-	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, cols, fingerprint
-		FROM kwickmig.tables ORDER BY tid`)
+	// ddl through to_jsonb: captures installed before it existed lack it.
+	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, cols, fingerprint,
+			coalesce(to_jsonb(t) ->> 'ddl', '')
+		FROM kwickmig.tables t ORDER BY tid`)
 	if err != nil {
 		return nil, fmt.Errorf("source: read captured tables: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (captured, error) {
 		var c captured
-		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Cols, &c.Fingerprint)
+		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Cols, &c.Fingerprint, &c.DDL)
 		return c, err
 	})
 }
@@ -181,6 +185,9 @@ type tableInfo struct {
 // with the same column names as on the source, and builds its statements.
 // The error lists every mismatch, before any data moves.
 func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []captured) (map[int32]*tableInfo, error) {
+	if err := createAddedTables(ctx, target, caps); err != nil {
+		return nil, err
+	}
 	infos := map[int32]*tableInfo{}
 	var problems []string
 	for _, c := range caps {
