@@ -166,7 +166,10 @@ func TestCaptureAdd(t *testing.T) {
 	e := deltaPair(t)
 	ctx := context.Background()
 	cp := filepath.Join(t.TempDir(), "kwickmig.db")
-	kmtest.Exec(t, e.SourceURL, promosDDL)
+	kmtest.Exec(t, e.SourceURL, promosDDL, `CREATE TABLE visits (id int, day date, n int, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+		CREATE TABLE visits_01 PARTITION OF visits FOR VALUES FROM ('2025-01-01') TO ('2025-02-01');
+		CREATE TABLE visits_02 PARTITION OF visits FOR VALUES FROM ('2025-02-01') TO ('2025-03-01');
+		INSERT INTO visits SELECT g, '2025-01-01'::date + g, g FROM generate_series(1, 50) g`)
 	code, out, errs := runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp)
 	if code != 2 || !strings.Contains(out, "not captured (created after install): public.promos") {
 		t.Fatalf("status: code %d\n%s%s", code, out, errs)
@@ -175,18 +178,21 @@ func TestCaptureAdd(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "nosuch (no such table on the source") {
 		t.Fatalf("add of a missing table: code %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = runCLI(t, ctx, "db", "capture", "add", "promos", "stores", "--source", e.SourceURL, "--checkpoint", cp)
-	if code != 0 || !strings.Contains(out, "capture added on 1 table: public.promos (20 rows logged") || !strings.Contains(out, "already captured: public.stores") {
+	code, out, errs = runCLI(t, ctx, "db", "capture", "add", "promos", "stores", "visits", "--source", e.SourceURL, "--checkpoint", cp)
+	if code != 0 || !strings.Contains(out, "capture added on 2 tables: public.promos, public.visits (70 rows logged") || !strings.Contains(out, "already captured: public.stores") {
 		t.Fatalf("add: code %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI(t, ctx, "db", "capture", "status", "--source", e.SourceURL, "--checkpoint", cp)
 	if code != 0 || strings.Contains(out, "not captured") {
 		t.Fatalf("status after add: code %d\n%s%s", code, out, errs)
 	}
-	kmtest.Exec(t, e.SourceURL, promosChanges)
+	kmtest.Exec(t, e.SourceURL, promosChanges, `UPDATE visits SET n = -n WHERE id % 4 = 0`, `TRUNCATE visits_02`)
 	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp)
 	if code != 0 {
 		t.Fatalf("final-delta: code %d\n%s%s", code, out, errs)
+	}
+	if got, want := tableText(t, e.TargetURL, "visits"), tableText(t, e.SourceURL, "visits"); got != want {
+		t.Fatalf("target visits:\n%s\nwant\n%s", got, want)
 	}
 	if got, want := tableText(t, e.TargetURL, "promos"), tableText(t, e.SourceURL, "promos"); got != want {
 		t.Fatalf("target promos:\n%s\nwant\n%s", got, want)
