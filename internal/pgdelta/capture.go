@@ -25,7 +25,8 @@ var sourceDDL = []string{
 		table_name  text NOT NULL,
 		key_cols    text[] NOT NULL,
 		cols        text[] NOT NULL,        -- logged columns (not generated), in data order
-		fingerprint text NOT NULL
+		fingerprint text NOT NULL,
+		ddl         text                    -- tables added after install (capture add): their schema, for the target
 	)`,
 	`CREATE TABLE kwickmig.log (
 		id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -46,6 +47,7 @@ var sourceDDL = []string{
 		round    integer,
 		state    text NOT NULL DEFAULT 'taken'  -- taken | applied | exported
 	)`,
+	partitionsDDL,
 	`REVOKE ALL ON SCHEMA kwickmig FROM PUBLIC`,
 }
 
@@ -178,7 +180,14 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			}
 			res.Tables = append(res.Tables, t.display())
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
+		parts, err := sourcePartitions(ctx, tx.Conn())
+		if err != nil {
+			return err
+		}
+		if err := recordPartitions(ctx, tx, parts); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
 			('version', '1'),
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
@@ -309,6 +318,11 @@ type Status struct {
 	// SinceInstall is true before the first delta round: the backlog then
 	// also counts changes the bulk copy already contains.
 	SinceInstall bool `json:"since_install"`
+	// Drift lists what final-delta would refuse to run on, each
+	// "schema.table (why)", from the same check; empty when there is none.
+	Drift []string `json:"drift,omitempty"`
+	// Uncaptured are tables created after install (also in Drift).
+	Uncaptured []string `json:"uncaptured,omitempty"`
 }
 
 // CaptureStatus measures the backlog: log rows not yet applied (direct) or
@@ -325,6 +339,15 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("source: capture status: %w", err)
 	}
+	d, err := sourceDrift(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	gone, err := gonePartitions(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	st.Drift, st.Uncaptured = append(d.Problems, gone...), d.Uncaptured
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err
@@ -359,6 +382,11 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 	if err != nil || !ok {
 		return false, err
 	}
+	// An export (final-delta --out) holds this lock while it reads the log.
+	if err := advisoryLock(ctx, source, "source"); err != nil {
+		return false, err
+	}
+	defer source.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
 	if lockTimeout == 0 {
 		lockTimeout = 10 * time.Second
 	}
@@ -379,6 +407,37 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 	})
 	if err != nil {
 		return false, fmt.Errorf("source: capture remove: %w", err)
+	}
+	return true, nil
+}
+
+// RemoveTarget drops the target's kwickmig schema (applied rounds and
+// batches), once the migration is over. It refuses while a delta run holds
+// the target. Removing what is not there is not an error.
+func RemoveTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duration) (bool, error) {
+	var ok bool
+	if err := target.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'kwickmig')`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("target: read schemas: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := advisoryLock(ctx, target, "target"); err != nil {
+		return false, err
+	}
+	defer target.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
+	if lockTimeout == 0 {
+		lockTimeout = 10 * time.Second
+	}
+	err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("target: remove kwickmig bookkeeping: %w", err)
 	}
 	return true, nil
 }

@@ -142,6 +142,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkTickMode(ctx, source, modeDirect); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, target); err != nil {
+		return res, err
+	}
 	last, err := lastRound(ctx, target)
 	if err != nil {
 		return res, err

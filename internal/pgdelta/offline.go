@@ -35,6 +35,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 	if err := checkTickMode(ctx, source, modeOffline); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, nil); err != nil {
+		return res, err
+	}
 	prev, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return res, err
@@ -86,6 +89,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 			mt.Columns = append(mt.Columns, col.Name)
 		}
 		m.Tables = append(m.Tables, mt)
+	}
+	if err := completeManifest(ctx, source, &m); err != nil {
+		return res, err
 	}
 	rr := RoundResult{Round: round, Tick: tick, Prev: prev}
 	err = scanRound(ctx, source, prev, tick, 0, opts.BatchRows, func(rows []logRow) error {
@@ -217,6 +223,9 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	case done:
 		rr.Skipped = true
 		return rr, nil
+	}
+	if err := prepareImportTarget(ctx, target, m); err != nil {
+		return rr, err
 	}
 	applied := map[int]bool{}
 	rows, err := target.Query(ctx, `SELECT part FROM kwickmig.batches WHERE round = $1`, m.Round)
