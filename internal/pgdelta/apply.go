@@ -113,6 +113,25 @@ func keylessStatements(ti *tableInfo, cols, exprs, params, aliases []string) *ta
 type applier struct {
 	tables map[int32]*tableInfo
 	lw     *lockWatch // names the holder when the target's lock_timeout fires
+	// restricted: no replica mode; target triggers and foreign keys are
+	// turned off around each batch instead (restricted.go).
+	restricted bool
+}
+
+// apply applies rows in tx, with the target's own triggers and foreign
+// keys out of the way.
+func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
+	if !a.restricted || len(rows) == 0 {
+		return a.applyRows(ctx, tx, rows)
+	}
+	g, err := a.disable(ctx, tx, rows)
+	if err != nil {
+		return err
+	}
+	if err := a.applyRows(ctx, tx, rows); err != nil {
+		return err
+	}
+	return g.restore(ctx, tx)
 }
 
 type group struct {
@@ -173,8 +192,8 @@ func columns[T string | *string](rows [][]T, n int) []any {
 	return out
 }
 
-// apply queues the statements for rows on a batch and runs them in tx.
-func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
+// applyRows queues the statements for rows on a batch and runs them in tx.
+func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 	b := &pgx.Batch{}
 	var labels []stmt
 	var g *group
@@ -294,8 +313,9 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 
 // setupTarget prepares a target session for applying: triggers and foreign
 // keys off (session_replication_role = replica, allowed for superusers and
-// Aurora's rds_superuser), else foreign keys deferred where they are
-// deferrable. It reports whether replica mode is on.
+// Aurora's rds_superuser). Without it (a restricted owner role) the apply
+// turns them off around each batch itself (restricted.go). It reports
+// whether replica mode is on.
 func setupTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duration) (bool, error) {
 	// Each statement joins a batch of keys against a table of any size: a
 	// nested loop over the key index keeps its cost proportional to the
@@ -311,6 +331,9 @@ func setupTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duratio
 		}
 	}
 	if _, err := target.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		if _, err := target.Exec(ctx, pendingDDL); err != nil {
+			return false, fmt.Errorf("target: create kwickmig.pending_fk: %w", err)
+		}
 		return false, nil
 	}
 	return true, nil

@@ -176,11 +176,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 		return res, err
 	}
 	if !replica {
-		w := "target: cannot set session_replication_role = replica (needs superuser or rds_superuser): foreign keys are deferred only where declared DEFERRABLE, and target triggers fire"
-		opts.Logger.Warn(w)
-		res.Warnings = append(res.Warnings, w)
+		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
-	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout)}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
 	defer a.lw.close()
 	if !last.Done {
 		opts.Logger.Info("resuming unfinished round", "round", last.Round, "after_log_id", last.LastLogID)
@@ -202,6 +200,11 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 		return res, err
 	}
 	res.add(rr)
+	if n, err := validatePending(ctx, target); err != nil {
+		return res, err
+	} else if n > 0 {
+		opts.Logger.Info("foreign keys validated", "count", n)
+	}
 	if !opts.SkipSequences {
 		n, err := syncSequences(ctx, source, target)
 		if err != nil {

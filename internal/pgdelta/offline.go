@@ -165,7 +165,7 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 		return res, err
 	}
 	if !replica {
-		res.Warnings = append(res.Warnings, "target: cannot set session_replication_role = replica: foreign keys are deferred only where declared DEFERRABLE, and target triggers fire")
+		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
 	prevTick := emptySnapshot
 	var last *manifest
@@ -190,6 +190,9 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	}
 	if last == nil {
 		return res, fmt.Errorf("%s: no delta rounds found (%s missing)", st, manifestName(1))
+	}
+	if _, err := validatePending(ctx, target); err != nil {
+		return res, err
 	}
 	if !opts.SkipSequences {
 		n, err := setSequences(ctx, target, last.Sequences)
@@ -234,7 +237,7 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	if err != nil {
 		return rr, err
 	}
-	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout)}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
 	defer a.lw.close()
 	start := time.Now()
 	tr := targetRound{Round: m.Round, Mode: modeOffline, Snapshot: m.Tick, Prev: m.PrevTick}
