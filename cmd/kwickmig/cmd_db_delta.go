@@ -355,6 +355,7 @@ type DeltaOptions struct {
 	In            string
 	BatchRows     int
 	SkipSequences bool
+	LockTimeout   time.Duration
 }
 
 func newFinalDeltaCommand(g *globalOptions) *cobra.Command {
@@ -375,6 +376,7 @@ shrink the backlog, and once more after the application has stopped writing.`,
 	cmd.Flags().StringVar(&opts.Out, "out", "", "write the round as numbered, checksummed batch files to DIR or s3://BUCKET/PREFIX instead of applying it")
 	cmd.Flags().IntVar(&opts.BatchRows, "batch-rows", 5000, "changes per target transaction (and per batch file)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -391,6 +393,7 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 	opts.addOutput(cmd)
 	cmd.Flags().StringVar(&opts.In, "in", "", "DIR or s3://BUCKET/PREFIX written by final-delta --out")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -414,7 +417,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		return err
 	}
 	defer deltaClose(src)
-	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, Logger: g.logger}
+	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger}
 	var res pgdelta.Result
 	if opts.Out != "" {
 		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
@@ -451,7 +454,7 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 		return err
 	}
 	defer deltaClose(tgt)
-	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, Logger: g.logger})
+	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger})
 	printDeltaResult(g, res, false)
 	return opts.finish(g, "db import-delta", started, res, err)
 }

@@ -166,12 +166,12 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	if direct {
 		return res, fmt.Errorf("target: earlier rounds were applied by final-delta --target; keep using it")
 	}
-	replica, err := setupTarget(ctx, target)
+	replica, err := setupTarget(ctx, target, opts.LockTimeout)
 	if err != nil {
 		return res, err
 	}
 	if !replica {
-		res.Warnings = append(res.Warnings, "target: cannot set session_replication_role = replica: foreign keys are deferred only where declared DEFERRABLE, and target triggers fire")
+		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
 	prevTick := emptySnapshot
 	var last *manifest
@@ -196,6 +196,9 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	}
 	if last == nil {
 		return res, fmt.Errorf("%s: no delta rounds found (%s missing)", st, manifestName(1))
+	}
+	if _, err := validatePending(ctx, target); err != nil {
+		return res, err
 	}
 	if !opts.SkipSequences {
 		n, err := setSequences(ctx, target, last.Sequences)
@@ -243,7 +246,8 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	if err != nil {
 		return rr, err
 	}
-	a := &applier{tables: infos}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	defer a.lw.close()
 	start := time.Now()
 	tr := targetRound{Round: m.Round, Mode: modeOffline, Snapshot: m.Tick, Prev: m.PrevTick}
 	// A round without parts still gets its row, so the chain is recorded.
@@ -272,27 +276,29 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 			}
 		}
 		last := i == len(todo)-1
-		err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
-			if !replica {
-				if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
-					return fmt.Errorf("target: %w", err)
+		err := a.lw.run(ctx, func() error {
+			return pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+				if !replica {
+					if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+						return fmt.Errorf("target: %w", err)
+					}
 				}
-			}
-			if err := a.apply(ctx, tx, changes); err != nil {
-				return err
-			}
-			if testHookBatch != nil {
-				if err := testHookBatch(ctx, tx); err != nil {
+				if err := a.apply(ctx, tx, changes); err != nil {
 					return err
 				}
-			}
-			if p.File != "" {
-				if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.batches (round, part, file, sha256, rows) VALUES ($1, $2, $3, $4, $5)`,
-					m.Round, p.Part, p.File, p.SHA256, int64(len(changes))); err != nil {
-					return fmt.Errorf("target: record batch %s: %w", p.File, err)
+				if testHookBatch != nil {
+					if err := testHookBatch(ctx, tx); err != nil {
+						return err
+					}
 				}
-			}
-			return recordProgress(ctx, tx, tr, 0, int64(len(changes)), last)
+				if p.File != "" {
+					if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.batches (round, part, file, sha256, rows) VALUES ($1, $2, $3, $4, $5)`,
+						m.Round, p.Part, p.File, p.SHA256, int64(len(changes))); err != nil {
+						return fmt.Errorf("target: record batch %s: %w", p.File, err)
+					}
+				}
+				return recordProgress(ctx, tx, tr, 0, int64(len(changes)), last)
+			})
 		})
 		if err != nil {
 			return rr, fmt.Errorf("round %d: %w", m.Round, err)

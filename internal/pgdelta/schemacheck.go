@@ -175,6 +175,7 @@ type tableInfo struct {
 	captured
 	upsertSQL string // $1..$n: one text[] per logged column (a plain INSERT without a key)
 	deleteSQL string // $1..$k: one text[] per key column
+	updateSQL string // keyed tables: like upsertSQL, for rows that must exist (apply_exact.go)
 	// Tables without a key (--allow-no-key): one row per statement, found
 	// by the text of all its logged columns ($1..$n), new values $n+1..$2n.
 	rowDeleteSQL string
