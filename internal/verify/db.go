@@ -210,6 +210,9 @@ func VerifyDB(ctx context.Context, o DBOptions) (*DBResult, error) {
 	}
 	pairs, schemaDiffs := compareSchema(srcTables, dstTables, len(o.Tables) > 0)
 	res.Schema = schemaDiffs
+	if err := checkPrivileges(ctx, src.ctl, dst.ctl, srcTables, len(o.Tables) > 0, res); err != nil { // privileges.go
+		return nil, err
+	}
 
 	if err := checkTables(ctx, src, dst, pairs, o, res); err != nil {
 		return nil, err
