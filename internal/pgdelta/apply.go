@@ -165,7 +165,7 @@ func columns[T string | *string](rows [][]T, n int) []any {
 
 // apply queues the statements for rows on a batch and runs them in tx.
 func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
-	rows, err := a.skipCopied(ctx, tx, rows) // tablesnapshots.go
+	rows, err := a.beforeApply(ctx, tx, rows) // tablesnapshots.go, matviews.go
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,10 @@ type Options struct {
 	BatchRows int
 	// SkipSequences leaves the target's sequences alone.
 	SkipSequences bool
-	Logger        *slog.Logger
+	// NoRefreshMatviews leaves the target's materialized views as they are
+	// (matviews.go).
+	NoRefreshMatviews bool
+	Logger            *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -194,6 +197,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 		return res, err
 	}
 	res.add(rr)
+	if _, err := refreshMatviews(ctx, target, opts); err != nil { // matviews.go
+		return res, err
+	}
 	if !opts.SkipSequences {
 		n, err := syncSequences(ctx, source, target)
 		if err != nil {
