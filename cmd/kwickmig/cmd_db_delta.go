@@ -352,10 +352,11 @@ type DeltaOptions struct {
 	deltaCommon
 	S3            s3Options // for s3:// --out / --in
 	Out           string
-	In            string
+	In            []string
 	BatchRows     int
 	SkipSequences bool
 	LockTimeout   time.Duration
+	NoRefreshMV   bool
 }
 
 func newFinalDeltaCommand(g *globalOptions) *cobra.Command {
@@ -377,6 +378,7 @@ shrink the backlog, and once more after the application has stopped writing.`,
 	cmd.Flags().IntVar(&opts.BatchRows, "batch-rows", 5000, "changes per target transaction (and per batch file)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
+	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -391,9 +393,10 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 	}
 	opts.addTarget(cmd)
 	opts.addOutput(cmd)
-	cmd.Flags().StringVar(&opts.In, "in", "", "DIR or s3://BUCKET/PREFIX written by final-delta --out")
+	cmd.Flags().StringArrayVar(&opts.In, "in", nil, "DIR or s3://BUCKET/PREFIX written by final-delta --out (repeatable: rounds may sit in several locations)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
+	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -417,7 +420,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		return err
 	}
 	defer deltaClose(src)
-	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger}
+	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger}
 	var res pgdelta.Result
 	if opts.Out != "" {
 		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
@@ -441,20 +444,25 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 	if err := opts.resolve(false, true); err != nil {
 		return err
 	}
-	if opts.In == "" {
+	if len(opts.In) == 0 {
 		return usageErrorf("--in is required")
 	}
 	started := time.Now()
-	in, err := openBatchStore(ctx, opts.In, &opts.S3)
-	if err != nil {
-		return err
+	var stores []pgdelta.BatchStore
+	for _, loc := range opts.In {
+		st, err := openBatchStore(ctx, loc, &opts.S3)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, st)
 	}
+	in := pgdelta.Stores(stores...)
 	tgt, err := deltaConnect(ctx, pgutil.Target, opts.Target)
 	if err != nil {
 		return err
 	}
 	defer deltaClose(tgt)
-	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger})
+	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger})
 	printDeltaResult(g, res, false)
 	return opts.finish(g, "db import-delta", started, res, err)
 }

@@ -63,6 +63,11 @@ type Options struct {
 	Checkpoint         string
 	Resume             bool
 	NoAnalyze          bool
+	// NoPrivileges leaves GRANTs and default privileges out (privileges.go).
+	NoPrivileges bool
+	// Owners gives objects their source owners (the roles must exist on
+	// the target); without it the migrating role owns everything.
+	Owners bool
 
 	// Export/Import location: a local directory or s3://bucket/prefix.
 	Location string

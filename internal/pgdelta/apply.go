@@ -123,7 +123,7 @@ type applier struct {
 // apply applies rows in tx, with the target's own triggers and foreign
 // keys out of the way.
 func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
-	rows, err := a.skipCopied(ctx, tx, rows) // tablesnapshots.go
+	rows, err := a.beforeApply(ctx, tx, rows) // tablesnapshots.go, matviews.go
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,17 @@ func tableSnapshots(ctx context.Context, tx pgx.Tx) (map[[2]string]snapshot, err
 	return out, nil
 }
 
+// beforeApply runs in each apply transaction before its changes: it drops
+// the changes a resumed copy's later snapshot holds already, and records
+// the tables the rest change (for their materialized views).
+func (a *applier) beforeApply(ctx context.Context, tx pgx.Tx, rows []logRow) ([]logRow, error) {
+	rows, err := a.skipCopied(ctx, tx, rows)
+	if err != nil {
+		return nil, err
+	}
+	return rows, a.markChanged(ctx, tx, rows)
+}
+
 // skipCopied drops the log rows of tables a resumed copy loaded in a later
 // snapshot that already holds them. rows is not modified.
 func (a *applier) skipCopied(ctx context.Context, tx pgx.Tx, rows []logRow) ([]logRow, error) {
