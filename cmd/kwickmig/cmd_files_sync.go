@@ -32,6 +32,7 @@ type FilesSyncOptions struct {
 	Exclude        []string
 	Report         string
 	Multipart      int64
+	MaxMemory      int64
 	S3             s3Options
 }
 
@@ -50,6 +51,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
 	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
+	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
 	o.S3.AddFlags(f)
 }
 
@@ -134,7 +136,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 
 	spin := report.NewSpinner(g.stderr, g.logger, "files sync", 5)
 	syncer := ksync.New(store, cp, ksync.Options{
-		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers,
+		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		Progress: func(c ksync.Counters) {
