@@ -37,6 +37,7 @@ type FilesSyncOptions struct {
 	MaxDelete      string
 	AcceptChange   bool
 	OutageTimeout  time.Duration
+	MaxMemory      int64
 	S3             s3Options
 }
 
@@ -59,6 +60,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.MaxDelete, "max-delete", "", "with --delete: refuse (delete nothing, exit 1) when more than N objects or P% of the recorded files would go (default: the larger of 100 and 1%)")
 	f.BoolVar(&o.AcceptChange, "accept-source-change", false, "adopt a source root that is another filesystem, mount or directory than the checkpoint recorded, or is empty (default: refuse, exit 1)")
 	f.DurationVar(&o.OutageTimeout, "outage-timeout", 10*time.Minute, "how long the endpoint may stay unreachable (the run pauses and probes it) before the run stops with exit 1")
+	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
 	o.S3.AddFlags(f)
 }
 
@@ -166,7 +168,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	}
 	spin := report.NewSpinner(g.stderr, g.logger, "files sync", 5)
 	syncer := ksync.New(store, cp, ksync.Options{
-		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers,
+		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,

@@ -273,7 +273,7 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 // "crc32c 120, crc32c-composite 3 (part sizes from the object)".
 func comparedBy(r *verify.FilesResult) string {
 	var parts []string
-	for _, m := range []string{verify.MethodETagMD5, verify.MethodCRC32C, verify.MethodComposite, verify.MethodSHA256, verify.MethodBytes} {
+	for _, m := range []string{verify.MethodETagMD5, verify.MethodCRC32C, verify.MethodComposite, verify.MethodCRC64NVME, verify.MethodSHA256, verify.MethodBytes} {
 		if n := r.ComparedBy[m]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", m, n))
 		}

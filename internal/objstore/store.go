@@ -19,7 +19,7 @@ type ObjectInfo struct {
 	Size     int64
 	ETag     string // without quotes
 	Modified time.Time
-	Checksum string // "crc32c:<base64>" or "sha256:<base64>" when the store has one, else ""
+	Checksum string // "crc32c:<base64>", "crc64nvme:<base64>" or "sha256:<base64>" when the store has one, else ""
 	// ChecksumType says what Checksum covers: ChecksumFullObject (the whole
 	// object's bytes), ChecksumComposite (a checksum of the parts' checksums,
 	// written "<base64>-<parts>") or "" when the store did not say.

@@ -31,6 +31,7 @@ type Options struct {
 	Src            string
 	Prefix         string // the store's key prefix ("" or ending in "/"): the store adds it, sync counts it in the 1024-byte key limit
 	Concurrency    int    // uploads in flight (default 64)
+	MaxMemory      int64  // bytes buffered for uploads, whatever Concurrency is (default DefaultMaxMemory)
 	Walkers        int    // directories read concurrently (default 32)
 	DryRun         bool
 	Delete         bool
@@ -69,6 +70,9 @@ func (o *Options) fill() {
 	}
 	if o.Walkers <= 0 {
 		o.Walkers = 32
+	}
+	if o.MaxMemory <= 0 {
+		o.MaxMemory = DefaultMaxMemory
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 2000
@@ -149,13 +153,14 @@ type Result struct {
 
 // Syncer runs one sync.
 type Syncer struct {
-	opts  Options
-	store objstore.Store
-	cp    *checkpoint.DB // nil only in dry runs without a checkpoint
-	c     counters
-	start time.Time
-	gate  *outageGate
-	stop  context.CancelCauseFunc // ends the run early with a cause
+	opts   Options
+	store  objstore.Store
+	cp     *checkpoint.DB // nil only in dry runs without a checkpoint
+	c      counters
+	start  time.Time
+	gate   *outageGate
+	stop   context.CancelCauseFunc // ends the run early with a cause
+	budget *budget                 // upload buffers (budget.go)
 
 	mu       gosync.Mutex
 	result   Result
@@ -170,7 +175,7 @@ type Syncer struct {
 // for a dry run without an existing checkpoint (then everything is new).
 func New(store objstore.Store, cp *checkpoint.DB, opts Options) *Syncer {
 	opts.fill()
-	return &Syncer{opts: opts, store: store, cp: cp}
+	return &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory)}
 }
 
 // job is one unit of uploader work.

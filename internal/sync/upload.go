@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	gosync "sync"
 	"syscall"
 	"time"
 
@@ -20,12 +19,11 @@ import (
 	"github.com/kwick/kwickmig/internal/source"
 )
 
-// smallFile: files up to this size are read into a pooled buffer, hashed and
-// sent from memory; larger ones are hashed in one pass and streamed from
-// disk in a second (the store may re-read them on a retry).
+// smallFile: files up to this size are read into a buffer from the memory
+// budget (budget.go), hashed and sent from memory; larger ones are hashed
+// in one pass and streamed from disk in a second (the store may re-read
+// them on a retry, and reads multipart uploads part by part).
 const smallFile = 1 << 20
-
-var bufPool = gosync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // errChanged: the file changed while it was read; it is not recorded.
 var errChanged = errors.New("file changed while it was being uploaded; it will be uploaded again on the next run")
@@ -159,12 +157,15 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 
 	var body io.ReadSeeker
 	var sum uint32
-	if rec.Size <= smallFile {
-		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
-		buf, err := readAll(f, (*bp)[:0], rec.Size)
-		*bp = buf[:0]
+	buffered := s.budget.fits(rec.Size)
+	if buffered {
+		bp, err := s.budget.buffer(ctx, rec.Size)
 		if err != nil {
+			return nil, false, err
+		}
+		defer s.budget.release(bp)
+		buf := (*bp)[:rec.Size]
+		if err := readFull(f, buf); err != nil {
 			return nil, false, err
 		}
 		sum = crc32.Checksum(buf, objstore.Castagnoli)
@@ -200,7 +201,7 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 	if err != nil {
 		return nil, false, err
 	}
-	if rec.Size > smallFile {
+	if !buffered {
 		// Streamed from disk: the file must not have changed meanwhile.
 		if err := sameFile(f, before, rec.Size); err != nil {
 			return nil, false, err
@@ -211,20 +212,16 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 	return rec, true, nil
 }
 
-// readAll reads exactly size bytes. A file that grew is caught by the
-// fstat after the read (no extra read syscall to look for EOF).
-func readAll(f *os.File, buf []byte, size int64) ([]byte, error) {
-	if int64(cap(buf)) < size {
-		buf = make([]byte, 0, size)
-	}
-	buf = buf[:size]
+// readFull fills buf from f. A file that grew is caught by the fstat
+// after the read (no extra read syscall to look for EOF).
+func readFull(f *os.File, buf []byte) error {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return buf[:0], errChanged
+			return errChanged
 		}
-		return buf[:0], err
+		return err
 	}
-	return buf, nil
+	return nil
 }
 
 // sameFile checks that size, mtime and ctime did not move since before.

@@ -19,6 +19,7 @@ const (
 	MethodETagMD5   = "etag-md5"         // the listing's ETag is the file's MD5
 	MethodCRC32C    = "crc32c"           // the stored full-object CRC32C
 	MethodComposite = "crc32c-composite" // the stored CRC32C of the parts' CRC32Cs, recomputed from the file at the object's part sizes
+	MethodCRC64NVME = "crc64nvme"        // the stored full-object CRC64NVME (S3's default for other tools' uploads)
 	MethodSHA256    = "sha256"           // the stored SHA-256
 	MethodBytes     = "bytes"            // downloaded and compared byte for byte
 )

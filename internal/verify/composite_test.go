@@ -19,13 +19,14 @@ import (
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
 )
 
-// TestVerifyMultipartChecksums stores three large files on versitygw: one
+// TestVerifyMultipartChecksums stores four large files on versitygw: one
 // by kwickmig (FULL_OBJECT CRC32C), one through the transfer manager as
-// older kwickmig versions did (composite CRC32C "…-3", parts of one size)
-// and one by hand with parts of different sizes (composite). verify files
-// --checksum must match all three without a download, say which way each
-// was compared, and, once one byte of each file is changed on disk, report
-// exactly those three files.
+// older kwickmig versions did (composite CRC32C "…-3", parts of one size),
+// one by hand with parts of different sizes (composite) and one with a
+// full-object CRC64NVME (other tools' default). verify files --checksum
+// must match all four without a download, say which way each was
+// compared, and, once one byte of each file is changed on disk, report
+// exactly those four files as checksum mismatches at the changed offset.
 func TestVerifyMultipartChecksums(t *testing.T) {
 	e := kmtest.S3(t)
 	e.SetAWSEnv(t)
@@ -43,6 +44,7 @@ func TestVerifyMultipartChecksums(t *testing.T) {
 		"full.bin": data(13<<20 + 7),
 		"comp.bin": data(13<<20 + 5),
 		"odd.bin":  data(13<<20 + 3),
+		"nvme.bin": data(11<<20 + 1),
 		"a.json":   []byte(`{"small":true}`),
 	}
 	for rel, b := range files {
@@ -66,9 +68,12 @@ func TestVerifyMultipartChecksums(t *testing.T) {
 	if _, err := up.UploadObject(ctx, &tm.UploadObjectInput{Bucket: &e.Bucket, Key: aws.String("comp.bin"), Body: bytes.NewReader(files["comp.bin"])}); err != nil {
 		t.Fatal(err)
 	}
-	putParts(t, e, "odd.bin", files["odd.bin"], []int{6 << 20, 5 << 20})
+	putParts(t, e, "odd.bin", files["odd.bin"], []int{6 << 20, 5 << 20}, types.ChecksumAlgorithmCrc32c)
+	// Another tool's default: a full-object CRC64NVME.
+	putParts(t, e, "nvme.bin", files["nvme.bin"], []int{5 << 20}, types.ChecksumAlgorithmCrc64nvme)
 
-	for rel, want := range map[string]string{"full.bin": objstore.ChecksumFullObject, "comp.bin": objstore.ChecksumComposite, "odd.bin": objstore.ChecksumComposite} {
+	for rel, want := range map[string]string{"full.bin": objstore.ChecksumFullObject, "comp.bin": objstore.ChecksumComposite,
+		"odd.bin": objstore.ChecksumComposite, "nvme.bin": objstore.ChecksumFullObject} {
 		info, err := st.Head(ctx, rel)
 		if err != nil {
 			t.Fatal(err)
@@ -87,15 +92,15 @@ func TestVerifyMultipartChecksums(t *testing.T) {
 		return res
 	}
 	res := run()
-	if !res.OK() || res.Matched != 4 || res.BytesDownloaded != 0 {
+	if !res.OK() || res.Matched != 5 || res.BytesDownloaded != 0 {
 		t.Fatalf("clean tree: %+v", res)
 	}
-	if res.ComparedBy[MethodComposite] != 2 || res.ComparedBy[MethodCRC32C] != 1 || res.ComparedBy[MethodETagMD5] != 1 {
-		t.Fatalf("compared by %v, want 2 composite, 1 crc32c, 1 etag-md5", res.ComparedBy)
+	if res.ComparedBy[MethodComposite] != 2 || res.ComparedBy[MethodCRC32C] != 1 || res.ComparedBy[MethodETagMD5] != 1 || res.ComparedBy[MethodCRC64NVME] != 1 {
+		t.Fatalf("compared by %v, want 2 composite, 1 crc32c, 1 crc64nvme, 1 etag-md5", res.ComparedBy)
 	}
 
 	// One changed byte in each large file, same size.
-	for _, rel := range []string{"full.bin", "comp.bin", "odd.bin"} {
+	for _, rel := range []string{"full.bin", "comp.bin", "odd.bin", "nvme.bin"} {
 		b := bytes.Clone(files[rel])
 		b[7<<20+11] ^= 0x40
 		if err := os.WriteFile(filepath.Join(src, rel), b, 0o644); err != nil {
@@ -103,7 +108,7 @@ func TestVerifyMultipartChecksums(t *testing.T) {
 		}
 	}
 	res = run()
-	if res.Mismatches != 3 || res.Matched != 1 || res.Errors != 0 {
+	if res.Mismatches != 4 || res.Matched != 1 || res.Errors != 0 {
 		t.Fatalf("damaged tree: %+v", res)
 	}
 	for _, d := range res.Differences {
@@ -114,11 +119,12 @@ func TestVerifyMultipartChecksums(t *testing.T) {
 }
 
 // putParts uploads body by hand in parts of the given sizes (the rest in a
-// last part) with a composite CRC32C, as other tools may.
-func putParts(t *testing.T, e *kmtest.S3Env, key string, body []byte, sizes []int) {
+// last part) with the algorithm's default checksum type (CRC32C:
+// composite, CRC64NVME: full object), as other tools may.
+func putParts(t *testing.T, e *kmtest.S3Env, key string, body []byte, sizes []int, algo types.ChecksumAlgorithm) {
 	t.Helper()
 	ctx := context.Background()
-	mu, err := e.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &e.Bucket, Key: &key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	mu, err := e.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &e.Bucket, Key: &key, ChecksumAlgorithm: algo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +135,12 @@ func putParts(t *testing.T, e *kmtest.S3Env, key string, body []byte, sizes []in
 			n = sizes[i]
 		}
 		out, err := e.Client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &e.Bucket, Key: &key, UploadId: mu.UploadId,
-			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(body[off : off+n]), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(body[off : off+n]), ChecksumAlgorithm: algo})
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32C: out.ChecksumCRC32C})
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)),
+			ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME})
 		off += n
 	}
 	if _, err := e.Client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &e.Bucket, Key: &key, UploadId: mu.UploadId,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/crc64"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -40,6 +41,10 @@ func sampled(pct float64) bool {
 
 // copyBufs are the read buffers of the hashing workers.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// crc64NVME is the CRC-64/NVME table (S3's x-amz-checksum-crc64nvme):
+// Go's crc64 is the reflected, all-ones-initialised form it needs.
+var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 
 var errChangedWhileReading = errors.New("changed while being read")
 
@@ -88,7 +93,7 @@ func (v *filesVerifier) classifyRec(d FileDiff, j contentJob) FileDiff {
 // SSE-KMS) and equals the file's, the object matches with no request at
 // all (rclone check does the same). Otherwise a HEAD fetches the stored
 // checksum, which decides: a full-object CRC32C (files sync's, for single
-// and multipart uploads) or SHA-256 is compared with the file's; a
+// and multipart uploads), CRC64NVME or SHA-256 is compared with the file's; a
 // composite CRC32C (a checksum of the parts' CRC32Cs, from older kwickmig
 // versions and other tools) is compared with the same composite computed
 // from the file cut at the object's part sizes (composite.go). An ETag
@@ -126,6 +131,15 @@ func (v *filesVerifier) compareChecksum(ctx context.Context, j contentJob) (*Fil
 				return d, m, err
 			}
 		}
+	case algo == "crc64nvme":
+		// S3's default for objects other tools upload (AWS CLI v2, SDKs
+		// with default integrity protection); always a full-object checksum.
+		method = MethodCRC64NVME
+		h := crc64.New(crc64NVME)
+		if err := v.hashFile(j, h); err != nil {
+			return nil, method, err
+		}
+		got = base64.StdEncoding.EncodeToString(h.Sum(nil))
 	case algo == "sha256" && !strings.Contains(want, "-"):
 		method = MethodSHA256
 		h := sha256.New()

@@ -140,15 +140,19 @@ func (s *Store) uploadPart(ctx context.Context, full string, uploadID *string, n
 		if err == nil {
 			return types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumCRC32C: aws.String(partSum)}, nil
 		}
-		if ctx.Err() != nil || attempt >= s.opts.MaxAttempts || !retryer.IsErrorRetryable(err) {
+		var d time.Duration
+		retry := ctx.Err() == nil && attempt < s.opts.MaxAttempts && retryer.IsErrorRetryable(err)
+		if retry {
+			// An error here is the retryer saying "no more attempts".
+			var derr error
+			d, derr = retryer.RetryDelay(attempt, err)
+			retry = derr == nil
+		}
+		if !retry {
 			if attempt > 1 {
 				return types.CompletedPart{}, wrap("put", full, fmt.Errorf("part %d: %d attempts: %w", num, attempt, err))
 			}
 			return types.CompletedPart{}, wrap("put", full, fmt.Errorf("part %d: %w", num, err))
-		}
-		d, derr := retryer.RetryDelay(attempt, err)
-		if derr != nil {
-			d = time.Second
 		}
 		t := time.NewTimer(d)
 		select {

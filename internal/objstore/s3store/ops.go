@@ -103,6 +103,8 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	switch {
 	case out.ChecksumCRC32C != nil:
 		info.Checksum = "crc32c:" + *out.ChecksumCRC32C
+	case out.ChecksumCRC64NVME != nil:
+		info.Checksum = "crc64nvme:" + *out.ChecksumCRC64NVME
 	case out.ChecksumSHA256 != nil:
 		info.Checksum = "sha256:" + *out.ChecksumSHA256
 	}
