@@ -196,6 +196,10 @@ func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOption
 		if err != nil {
 			return res, err
 		}
+		if res.Upgraded {
+			fmt.Fprintf(g.stdout, "capture already installed on %s by an older kwickmig: its trigger functions were replaced (they now run as a NOLOGIN role that may only write the change log)\n", deltaPlural(len(res.Tables), "table"))
+			return res, nil
+		}
 		if res.AlreadyInstalled {
 			fmt.Fprintf(g.stdout, "capture already installed on %s; nothing changed\n", deltaPlural(len(res.Tables), "table"))
 			return res, nil
