@@ -234,10 +234,19 @@ func takeOverPartitions(ctx context.Context, source *pgx.Conn, fresh []partition
 	for _, p := range fresh {
 		isFresh[p.relid] = true
 	}
+	lastDone, _, err := lastDoneTick(ctx, source)
+	if err != nil {
+		return err
+	}
+	if lastDone == "" {
+		lastDone = emptySnapshot
+	}
 	return pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
-		// The text forms the capture trigger pins.
+		// The text forms the capture trigger pins; nothing resolved through
+		// the search_path (partition constraints are read qualified).
 		for _, s := range []string{"SET LOCAL lock_timeout = 10000", "SET LOCAL extra_float_digits = 1", "SET LOCAL datestyle = ISO",
-			"SET LOCAL timezone = UTC", "SET LOCAL intervalstyle = postgres", "SET LOCAL bytea_output = hex"} {
+			"SET LOCAL timezone = UTC", "SET LOCAL intervalstyle = postgres", "SET LOCAL bytea_output = hex",
+			"SET LOCAL search_path = pg_catalog, pg_temp"} {
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("source: %s: %w", s, err)
 			}
@@ -254,6 +263,13 @@ func takeOverPartitions(ctx context.Context, source *pgx.Conn, fresh []partition
 					return fmt.Errorf("source: could not lock new partition %s within 10s (transactions are writing to it); nothing was applied: run again at a quieter moment", p.display())
 				}
 				return fmt.Errorf("source: lock new partition %s: %w", p.display(), err)
+			}
+			if !isFresh[p.parentRelid] {
+				// before the trigger: creating it changes the catalog row
+				// whose age tells when the partition arrived
+				if err := pruneTakenOverLog(ctx, tx, p, c, lastDone); err != nil {
+					return err
+				}
 			}
 			var has bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'kwickmig_capture_truncate')`,

@@ -18,7 +18,9 @@ CREATE TABLE stores (code text PRIMARY KEY, name text)`
 // table grows: February created as a partition (filled, partly updated and
 // deleted, truncated before any delta run knew it, refilled), March loaded
 // as a table of its own and then attached (rows that were never logged,
-// some updated after the attach), April created sub-partitioned by hash.
+// then updated, deleted, re-keyed and moved across partition boundaries
+// before any delta run knew the partition), April created sub-partitioned
+// by hash.
 func monthlyGrowth(t *testing.T, url string) {
 	t.Helper()
 	kmtest.Exec(t, url,
@@ -32,6 +34,10 @@ func monthlyGrowth(t *testing.T, url string) {
 		`INSERT INTO receipts_2025_03 SELECT g, '2025-03-01'::date + g % 31, 'S1', g, 'cash' FROM generate_series(1, 40) g`,
 		`ALTER TABLE receipts ATTACH PARTITION receipts_2025_03 FOR VALUES FROM ('2025-03-01') TO ('2025-04-01')`,
 		`UPDATE receipts SET store = 'moved' WHERE day >= '2025-03-01' AND id % 5 = 0`,
+		`DELETE FROM receipts WHERE day >= '2025-03-01' AND day < '2025-04-01' AND id % 7 = 0`,
+		`UPDATE receipts SET day = '2025-01-15' WHERE day >= '2025-03-01' AND day < '2025-04-01' AND id = 3`, // out of March
+		`UPDATE receipts SET day = '2025-03-20' WHERE day < '2025-02-01' AND id = 10`,                        // into March
+		`UPDATE receipts SET id = id + 1000 WHERE day >= '2025-03-01' AND day < '2025-04-01' AND id = 4`,
 		`CREATE TABLE receipts_2025_04 PARTITION OF receipts FOR VALUES FROM ('2025-04-01') TO ('2025-05-01') PARTITION BY HASH (id)`,
 		`CREATE TABLE receipts_2025_04_h0 PARTITION OF receipts_2025_04 FOR VALUES WITH (MODULUS 2, REMAINDER 0)`,
 		`CREATE TABLE receipts_2025_04_h1 PARTITION OF receipts_2025_04 FOR VALUES WITH (MODULUS 2, REMAINDER 1)`,
@@ -87,8 +93,8 @@ func TestPartitionsFollow(t *testing.T) {
 		`UPDATE receipts SET amount = 0 WHERE day >= '2025-03-01' AND id < 5`,
 		`DELETE FROM receipts WHERE day = '2025-04-15' AND id > 25`)
 	res := e.finalDelta(Options{})
-	if res.Rows != 1+1+8+5 {
-		t.Fatalf("second round applied %d changes, want 15 (taken-over partitions are logged once)", res.Rows)
+	if res.Rows != 1+1+6+5 {
+		t.Fatalf("second round applied %d changes, want 13 (taken-over partitions are logged once)", res.Rows)
 	}
 	e.assertSame()
 	e.assertSamePartitions()
