@@ -426,6 +426,27 @@ func completeManifest(ctx context.Context, source *pgx.Conn, m *manifest) error 
 	if err != nil {
 		return err
 	}
+	// A partition that arrived between followPartitions and the tick has
+	// rows this round cannot bring: refuse the round (its tick is left
+	// unexported; the next export takes a new one over everything since).
+	rows, err := source.Query(ctx, `SELECT relid FROM kwickmig.partitions WHERE state = 'attached'`)
+	if err != nil {
+		return fmt.Errorf("source: read kwickmig.partitions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return fmt.Errorf("source: read kwickmig.partitions: %w", err)
+	}
+	known := map[uint32]bool{}
+	for _, id := range ids {
+		known[id] = true
+	}
+	for _, d := range defs {
+		if !known[d.relid] {
+			return fmt.Errorf("source: partition %s of %s appeared while round %d was being exported; nothing of it was written: run final-delta --out again",
+				d.display(), d.parentDisplay(), m.Round)
+		}
+	}
 	m.Partitions, m.PartitionsListed = defs, true
 	caps, err := capturedTables(ctx, source)
 	if err != nil {
