@@ -236,6 +236,9 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 		} else {
 			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
 		}
+		if len(st.NewPartitions) > 0 {
+			fmt.Fprintf(g.stdout, "new partitions (the next final-delta creates them on the target and copies their rows): %s\n", strings.Join(st.NewPartitions, ", "))
+		}
 		if len(st.Uncaptured) > 0 {
 			fmt.Fprintf(g.stdout, "not captured (created after install): %s\n", strings.Join(st.Uncaptured, ", "))
 		}

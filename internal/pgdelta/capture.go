@@ -330,6 +330,9 @@ type Status struct {
 	Drift []string `json:"drift,omitempty"`
 	// Uncaptured are tables created after install (also in Drift).
 	Uncaptured []string `json:"uncaptured,omitempty"`
+	// NewPartitions were created or attached since the last delta run,
+	// which takes them over ("schema.partition of schema.table").
+	NewPartitions []string `json:"new_partitions,omitempty"`
 }
 
 // CaptureStatus measures the backlog: log rows not yet applied (direct) or
@@ -350,11 +353,11 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	gone, err := gonePartitions(ctx, source)
+	gone, fresh, err := partitionStatus(ctx, source)
 	if err != nil {
 		return st, err
 	}
-	st.Drift, st.Uncaptured = append(d.Problems, gone...), d.Uncaptured
+	st.Drift, st.Uncaptured, st.NewPartitions = append(d.Problems, gone...), d.Uncaptured, fresh
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err

@@ -492,36 +492,44 @@ func prepareImportTarget(ctx context.Context, target *pgx.Conn, m manifest) erro
 	return nil
 }
 
-// gonePartitions lists, for capture status, the recorded partitions the
-// source no longer has.
-func gonePartitions(ctx context.Context, source *pgx.Conn) ([]string, error) {
+// partitionStatus lists, for capture status, the recorded partitions the
+// source no longer has (gone) and the partitions the next delta run will
+// take over (fresh).
+func partitionStatus(ctx context.Context, source *pgx.Conn) (gone, fresh []string, err error) {
 	var ok bool
 	if err := source.QueryRow(ctx, `SELECT to_regclass('kwickmig.partitions') IS NOT NULL`).Scan(&ok); err != nil || !ok {
-		return nil, err
+		return nil, nil, err
 	}
 	defs, err := sourcePartitions(ctx, source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := map[uint32]bool{}
 	for _, p := range defs {
 		now[p.relid] = true
 	}
-	rows, err := source.Query(ctx, `SELECT relid, schema_name, table_name, parent FROM kwickmig.partitions ORDER BY schema_name, table_name`)
+	rows, err := source.Query(ctx, `SELECT relid, schema_name, table_name, parent, state FROM kwickmig.partitions ORDER BY schema_name, table_name`)
 	if err != nil {
-		return nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		return nil, nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
 	}
-	var out []string
+	known := map[uint32]bool{}
 	var relid uint32
-	var s, n, parent string
-	_, err = pgx.ForEachRow(rows, []any{&relid, &s, &n, &parent}, func() error {
+	var s, n, parent, state string
+	_, err = pgx.ForEachRow(rows, []any{&relid, &s, &n, &parent, &state}, func() error {
 		if !now[relid] {
-			out = append(out, fmt.Sprintf("%s (partition of %s detached or dropped: final-delta refuses while the target still has it)", displayName(s, n), parent))
+			gone = append(gone, fmt.Sprintf("%s (partition of %s detached or dropped: final-delta refuses while the target still has it)", displayName(s, n), parent))
+		} else if state == "attached" {
+			known[relid] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		return nil, nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
 	}
-	return out, nil
+	for _, p := range defs {
+		if !known[p.relid] {
+			fresh = append(fresh, p.display()+" of "+p.parentDisplay())
+		}
+	}
+	return gone, fresh, nil
 }

@@ -79,7 +79,14 @@ func TestPartitionsFollow(t *testing.T) {
 	e.install(InstallOptions{})
 	e.bulkCopy(nil)
 	monthlyGrowth(t, e.SourceURL)
+	st, err := CaptureStatus(testCtx(t), e.src())
+	if err != nil || len(st.Drift) != 0 || strings.Join(st.NewPartitions, ", ") != "public.receipts_2025_02 of public.receipts, public.receipts_2025_03 of public.receipts, public.receipts_2025_04 of public.receipts, public.receipts_2025_04_h0 of public.receipts_2025_04, public.receipts_2025_04_h1 of public.receipts_2025_04" {
+		t.Fatalf("status before the take-over: new partitions %q, drift %q, err=%v", st.NewPartitions, st.Drift, err)
+	}
 	e.finalDelta(Options{BatchRows: 17})
+	if st, err := CaptureStatus(testCtx(t), e.src()); err != nil || len(st.NewPartitions) != 0 {
+		t.Fatalf("status after the take-over: new partitions %q, err=%v", st.NewPartitions, err)
+	}
 	e.assertSame()
 	e.assertSamePartitions()
 	// the new partitions got their TRUNCATE trigger on the source
