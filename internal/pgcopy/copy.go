@@ -107,11 +107,11 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	var matviews []string
 	if !opts.DataOnly {
 		if !state.PreDataDone || !state.PostDataDone {
-			acl, owners, err := opts.sourceRoles(ctx, coord.conn, tables, excluded)
+			need, err := opts.sourceRoles(ctx, coord.conn, tables, excluded)
 			if err != nil {
 				return err
 			}
-			if err := checkRoles(ctx, dst, acl, owners); err != nil {
+			if err := checkRoles(ctx, dst, need); err != nil {
 				return err
 			}
 		}
