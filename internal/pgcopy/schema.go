@@ -199,13 +199,33 @@ func (r *postDataRunner) exec(ctx context.Context, conn *pgx.Conn, e entry, sql 
 	return r.markDone(entryKey(e))
 }
 
+// matviewsSQL lists the populated materialized views in dependency order:
+// a view's depth is its longest chain of materialized (or plain) views
+// below it, read from pg_rewrite and pg_depend, so each comes after the
+// views it reads.
+const matviewsSQL = `
+WITH RECURSIVE dep(viewid, base) AS (
+  SELECT DISTINCT r.ev_class, d.refobjid
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class
+), depth(viewid, n) AS (
+  SELECT oid, 0 FROM pg_catalog.pg_class WHERE relkind = 'm'
+  UNION
+  SELECT dep.viewid, depth.n + 1 FROM dep JOIN depth ON dep.base = depth.viewid WHERE depth.n < 64
+)
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN (SELECT viewid, max(n) AS n FROM depth GROUP BY viewid) d ON d.viewid = c.oid
+WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> '` + captureSchema + `'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+ORDER BY d.n, c.oid`
+
 // listMatviews returns the populated materialized views among the copied
-// schemas (pre-data creates them empty; they are refreshed at the end).
+// schemas in dependency order (pre-data creates them empty; they are
+// refreshed at the end).
 func listMatviews(ctx context.Context, q *pgx.Conn) ([]string, error) {
-	rows, _ := q.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> '`+captureSchema+`'
-		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-		ORDER BY c.oid`)
+	rows, _ := q.Query(ctx, matviewsSQL)
 	var out []string
 	var s, n string
 	_, err := pgx.ForEachRow(rows, []any{&s, &n}, func() error {
@@ -218,11 +238,15 @@ func listMatviews(ctx context.Context, q *pgx.Conn) ([]string, error) {
 	return out, nil
 }
 
-// refreshMatviews populates materialized views on the target.
+// refreshMatviews populates materialized views on the target, in the
+// order given (dependency order), and analyzes each.
 func refreshMatviews(ctx context.Context, conn *pgx.Conn, views []string) error {
 	for _, v := range views {
 		if err := conn.PgConn().Exec(ctx, "REFRESH MATERIALIZED VIEW "+v).Close(); err != nil {
 			return fmt.Errorf("target: refresh materialized view %s: %s", v, oneLine(err))
+		}
+		if err := conn.PgConn().Exec(ctx, "ANALYZE "+v).Close(); err != nil {
+			return fmt.Errorf("target: analyze %s: %s", v, oneLine(err))
 		}
 	}
 	return nil
