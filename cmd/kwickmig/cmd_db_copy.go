@@ -148,7 +148,7 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 		}
 		po.S3 = s3store.Options{EndpointURL: o.S3.EndpointURL, Region: o.S3.Region, Profile: o.S3.Profile,
 			CABundle: o.S3.CABundle, ClientCert: o.S3.ClientCert, ClientKey: o.S3.ClientKey,
-			Pacer: objstore.NewPacer(o.S3.MaxRPS)}
+			RequestTimeout: o.S3.RequestTimeout, Pacer: objstore.NewPacer(o.S3.MaxRPS)}
 	}
 	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr

@@ -21,6 +21,7 @@ type VerifyDBOptions struct {
 	Jobs        int
 	SegmentRows int64
 	MaxListed   int
+	AllowEmpty  bool
 	Report      string
 	Checkpoint  string
 }
@@ -33,6 +34,7 @@ func (o *VerifyDBOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Jobs, "jobs", 4, "segments checked in parallel (each uses one connection per database)")
 	f.Int64Var(&o.SegmentRows, "segment-rows", 100_000, "rows per checksum segment (primary-key range)")
 	f.IntVar(&o.MaxListed, "max-listed", 100, "differing rows listed per table (counts are always complete)")
+	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "accept two databases without tables as identical (refused by default: usually a wrong database name)")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
 	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint that receives the run record (used if it exists)")
 }
@@ -74,14 +76,17 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if err := o.validate(); err != nil {
 		return err
 	}
-	cp := openVerifyCheckpoint(g, o.Checkpoint)
+	cp, err := openVerifyCheckpoint(g, o.Checkpoint)
+	if err != nil {
+		return err
+	}
 	if cp != nil {
 		defer cp.Close()
 	}
 	spin := report.NewSpinner(g.stderr, g.logger, "verify db", 1)
 	res, runErr := verify.VerifyDB(ctx, verify.DBOptions{
 		Source: o.Source, Target: o.Target, Tables: o.Tables, Jobs: o.Jobs,
-		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed,
+		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,
 		Progress: func(done, total int) {
 			spin.Update(int64(done), fmt.Sprintf("tables %d/%d", done, total), "tables_done", done, "tables", total)
 		},

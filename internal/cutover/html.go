@@ -182,7 +182,7 @@ func (r *Report) WriteHTMLFile(path string) error {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil { // names tables, paths and failures: for the migrating user only
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}

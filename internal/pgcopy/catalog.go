@@ -149,6 +149,11 @@ func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: list tables: %w", err)
 	}
+	if len(all) == 0 {
+		// Most often a wrong database name: copying nothing and exiting 0
+		// would let the runbook go on with an empty target.
+		return nil, nil, fmt.Errorf("source: database %q has no tables; nothing to copy (wrong database name?)", q.Config().Database)
+	}
 	tables, err := filterTables(all, include, exclude)
 	if err != nil {
 		return nil, nil, err

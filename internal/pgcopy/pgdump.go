@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
 // pgDump is a pg_dump binary of a known major version.
@@ -97,7 +99,8 @@ func (d *pgDump) section(ctx context.Context, sourceURL, name string, a dumpArgs
 	for _, t := range a.exclude {
 		args = append(args, "--exclude-table="+t.QName())
 	}
-	args = append(args, "--dbname="+conn)
+	// libpq gets the same connect timeout and dead-peer detection as pgx.
+	args = append(args, "--dbname="+pgutil.LibpqTimeouts(conn))
 	cmd := exec.CommandContext(ctx, d.path, args...)
 	cmd.Env = os.Environ()
 	if password != "" {

@@ -193,7 +193,8 @@ func WriteReport(path string, r *Result) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	os.Remove(tmp) // WriteFile keeps an existing file's mode; reports are 0600
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write report %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -59,7 +59,8 @@ func openExportStore(ctx context.Context, opts *Options, create bool) (exportSto
 		return &bucketStore{s: s, url: loc}, nil
 	}
 	if create {
-		if err := os.MkdirAll(loc, 0o755); err != nil {
+		// Export files hold customer data: only the migrating user reads them.
+		if err := os.MkdirAll(loc, 0o700); err != nil {
 			return nil, fmt.Errorf("create export directory: %w", err)
 		}
 	} else if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
@@ -131,10 +132,10 @@ func (d *dirStore) String() string { return d.dir }
 
 func (d *dirStore) write(ctx context.Context, key string, fn func(w io.Writer) error) (FileEntry, error) {
 	path := filepath.Join(d.dir, filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return FileEntry{}, err
 	}
-	f, err := os.Create(path + ".tmp")
+	f, err := os.OpenFile(path+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return FileEntry{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,7 +35,7 @@ func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 		types[col.Name] = col
 	}
 	isKey := map[string]bool{}
-	var keys, conds, keyParams, keyAliases []string
+	var keys, conds, keyParams, keyAliases, keyTexts []string
 	for i, k := range c.Key {
 		col, ok := types[k]
 		if !ok {
@@ -45,8 +46,9 @@ func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 		keyParams = append(keyParams, fmt.Sprintf("$%d::text[]", i+1))
 		keyAliases = append(keyAliases, fmt.Sprintf("a%d", i+1))
 		conds = append(conds, fmt.Sprintf("d.%s = r.a%d::%s", pgutil.QuoteIdent(k), i+1, col.Type))
+		keyTexts = append(keyTexts, fmt.Sprintf("d.%s::text", pgutil.QuoteIdent(k)))
 	}
-	var cols, params, aliases, exprs, sets []string
+	var cols, params, aliases, exprs, updSets, updConds []string
 	for i, name := range c.Cols {
 		col, ok := types[name]
 		if !ok || col.Generated {
@@ -58,21 +60,27 @@ func newTableInfo(c captured, tgtCols []column) (*tableInfo, error) {
 		aliases = append(aliases, fmt.Sprintf("a%d", i+1))
 		exprs = append(exprs, fmt.Sprintf("r.a%d::%s", i+1, col.Type))
 		if !isKey[name] {
-			sets = append(sets, fmt.Sprintf("%[1]s = EXCLUDED.%[1]s", qc))
+			updSets = append(updSets, fmt.Sprintf("%s = r.a%d::%s", qc, i+1, col.Type))
+		} else {
+			updConds = append(updConds, fmt.Sprintf("d.%s = r.a%d::%s", qc, i+1, col.Type))
 		}
 	}
 	if len(c.Key) == 0 {
 		return keylessStatements(ti, cols, exprs, params, aliases), nil
 	}
-	conflict := "DO NOTHING"
-	if len(sets) > 0 {
-		conflict = "DO UPDATE SET " + strings.Join(sets, ", ")
+	// Exact statements: an insert must add a row (a key already there is a
+	// unique violation naming it), an update or delete must find its row
+	// (each returns the keys it touched, to name the ones it did not).
+	ti.upsertSQL = fmt.Sprintf("INSERT INTO %s AS d (%s) OVERRIDING SYSTEM VALUE\nSELECT %s FROM unnest(%s) AS r(%s)",
+		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "))
+	if len(updSets) == 0 { // every column is a key column: a no-op update still proves the row is there
+		updSets = append(updSets, fmt.Sprintf("%[1]s = d.%[1]s", keys[0]))
 	}
-	ti.upsertSQL = fmt.Sprintf("INSERT INTO %s AS d (%s) OVERRIDING SYSTEM VALUE\nSELECT %s FROM unnest(%s) AS r(%s)\nON CONFLICT (%s) %s",
-		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "),
-		strings.Join(keys, ", "), conflict)
-	ti.deleteSQL = fmt.Sprintf("DELETE FROM %s AS d USING unnest(%s) AS r(%s) WHERE %s",
-		q, strings.Join(keyParams, ", "), strings.Join(keyAliases, ", "), strings.Join(conds, " AND "))
+	ti.updateSQL = fmt.Sprintf("UPDATE %s AS d SET %s\nFROM unnest(%s) AS r(%s)\nWHERE %s\nRETURNING %s",
+		q, strings.Join(updSets, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "),
+		strings.Join(updConds, " AND "), strings.Join(keyTexts, ", "))
+	ti.deleteSQL = fmt.Sprintf("DELETE FROM %s AS d USING unnest(%s) AS r(%s) WHERE %s\nRETURNING %s",
+		q, strings.Join(keyParams, ", "), strings.Join(keyAliases, ", "), strings.Join(conds, " AND "), strings.Join(keyTexts, ", "))
 	return ti, nil
 }
 
@@ -84,7 +92,9 @@ func keylessStatements(ti *tableInfo, cols, exprs, params, aliases []string) *ta
 		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "))
 	var conds, sets []string
 	for i, c := range cols {
-		conds = append(conds, fmt.Sprintf("x.%s::text IS NOT DISTINCT FROM $%d::text", c, i+1))
+		// The output function's text, as the capture trigger logs it (a cast
+		// to text may differ: booleans, inet, char(n)); NULL stays NULL.
+		conds = append(conds, fmt.Sprintf("CASE WHEN pg_catalog.num_nulls(x.%[1]s) = 0 THEN pg_catalog.format('%%s', x.%[1]s) END IS NOT DISTINCT FROM $%[2]d::text", c, i+1))
 		typ := exprs[i][strings.Index(exprs[i], "::")+2:]
 		sets = append(sets, fmt.Sprintf("%s = $%d::text::%s", c, n+i+1, typ))
 	}
@@ -104,12 +114,37 @@ func keylessStatements(ti *tableInfo, cols, exprs, params, aliases []string) *ta
 // apply in log-id order, which is their commit order.
 type applier struct {
 	tables map[int32]*tableInfo
+	lw     *lockWatch // names the holder when the target's lock_timeout fires
+	// restricted: no replica mode; target triggers and foreign keys are
+	// turned off around each batch instead (restricted.go).
+	restricted bool
+}
+
+// apply applies rows in tx, with the target's own triggers and foreign
+// keys out of the way.
+func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
+	rows, err := a.beforeApply(ctx, tx, rows) // tablesnapshots.go, matviews.go
+	if err != nil {
+		return err
+	}
+	if !a.restricted || len(rows) == 0 {
+		return a.applyRows(ctx, tx, rows)
+	}
+	g, err := a.disable(ctx, tx, rows)
+	if err != nil {
+		return err
+	}
+	if err := a.applyRows(ctx, tx, rows); err != nil {
+		return err
+	}
+	return g.restore(ctx, tx)
 }
 
 type group struct {
 	info *tableInfo
-	dels [][]string
-	ups  [][]*string
+	dels [][]string  // keys that must exist, deleted first
+	upds [][]*string // rows whose key must exist, updated next
+	ins  [][]*string // rows whose key must not exist, inserted last
 	keys map[string]struct{}
 }
 
@@ -163,17 +198,9 @@ func columns[T string | *string](rows [][]T, n int) []any {
 	return out
 }
 
-// apply queues the statements for rows on a batch and runs them in tx.
-func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
-	rows, err := a.beforeApply(ctx, tx, rows) // tablesnapshots.go, matviews.go
-	if err != nil {
-		return err
-	}
+// applyRows queues the statements for rows on a batch and runs them in tx.
+func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 	b := &pgx.Batch{}
-	type stmt struct {
-		label string
-		want  int64 // rows the statement must affect; -1: any
-	}
 	var labels []stmt
 	var g *group
 	flush := func() {
@@ -182,11 +209,15 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		}
 		if len(g.dels) > 0 {
 			b.Queue(g.info.deleteSQL, columns(g.dels, len(g.info.Key))...)
-			labels = append(labels, stmt{"delete from " + g.info.display(), -1})
+			labels = append(labels, stmt{label: "delete from " + g.info.display(), want: int64(len(g.dels)), info: g.info, keys: g.dels})
 		}
-		if len(g.ups) > 0 {
-			b.Queue(g.info.upsertSQL, columns(g.ups, len(g.info.Cols))...)
-			labels = append(labels, stmt{"upsert into " + g.info.display(), -1})
+		if len(g.upds) > 0 {
+			b.Queue(g.info.updateSQL, columns(g.upds, len(g.info.Cols))...)
+			labels = append(labels, stmt{label: "update " + g.info.display(), want: int64(len(g.upds)), info: g.info, keys: g.info.rowKeys(g.upds)})
+		}
+		if len(g.ins) > 0 {
+			b.Queue(g.info.upsertSQL, columns(g.ins, len(g.info.Cols))...)
+			labels = append(labels, stmt{label: "insert into " + g.info.display(), want: int64(len(g.ins))})
 		}
 		g = nil
 	}
@@ -224,7 +255,7 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 				}
 			}
 			b.Queue("TRUNCATE " + strings.Join(names, ", "))
-			labels = append(labels, stmt{"truncate " + strings.Join(disp, ", "), -1})
+			labels = append(labels, stmt{label: "truncate " + strings.Join(disp, ", "), want: -1})
 			continue
 		}
 		if len(info.Key) == 0 && r.Op != "I" {
@@ -246,7 +277,7 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 				}
 			}
 			b.Queue(sql, args...)
-			labels = append(labels, stmt{what + info.display() + " (table without key)", 1})
+			labels = append(labels, stmt{label: what + info.display() + " (table without key)", want: 1})
 			continue
 		}
 		if len(r.Key) != len(info.Key) || (r.Op != "D" && len(r.Data) != len(info.Cols)) {
@@ -262,13 +293,16 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 		}
 		switch r.Op {
 		case "I":
-			g.ups = append(g.ups, r.Data)
+			g.ins = append(g.ins, r.Data)
 		case "U":
 			if oldKey != nil {
+				// A key change: the old row goes, the new key is new.
 				g.dels = append(g.dels, oldKey)
 				g.keys[keyString(oldKey)] = struct{}{}
+				g.ins = append(g.ins, r.Data)
+			} else {
+				g.upds = append(g.upds, r.Data)
 			}
-			g.ups = append(g.ups, r.Data)
 		case "D":
 			g.dels = append(g.dels, r.Key)
 		default:
@@ -280,39 +314,32 @@ func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	br := tx.SendBatch(ctx, b)
-	for _, l := range labels {
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
-			return fmt.Errorf("target: %s: %w", l.label, err)
-		}
-		if l.want >= 0 && tag.RowsAffected() != l.want {
-			br.Close()
-			return fmt.Errorf("target: %s: %d rows matched the source's old row, want %d: the target differs from the source",
-				l.label, tag.RowsAffected(), l.want)
-		}
-	}
-	return br.Close()
+	return runExact(ctx, tx, b, labels)
 }
 
 // setupTarget prepares a target session for applying: triggers and foreign
 // keys off (session_replication_role = replica, allowed for superusers and
-// Aurora's rds_superuser), else foreign keys deferred where they are
-// deferrable. It reports whether replica mode is on.
-func setupTarget(ctx context.Context, target *pgx.Conn) (bool, error) {
+// Aurora's rds_superuser). Without it (a restricted owner role) the apply
+// turns them off around each batch itself (restricted.go). It reports
+// whether replica mode is on.
+func setupTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duration) (bool, error) {
 	// Each statement joins a batch of keys against a table of any size: a
 	// nested loop over the key index keeps its cost proportional to the
 	// batch, where a hash join would scan the whole table per batch.
 	// The same text forms as the capture trigger, for full-row matching.
 	for _, s := range []string{"SET datestyle = ISO", "SET intervalstyle = postgres", "SET timezone = UTC",
 		"SET extra_float_digits = 1", "SET bytea_output = hex",
-		"SET enable_hashjoin = off", "SET enable_mergejoin = off", "SET work_mem = '64MB'"} {
+		"SET enable_hashjoin = off", "SET enable_mergejoin = off", "SET work_mem = '64MB'",
+		// Every wait for a lock ends; lockWatch names who held it.
+		fmt.Sprintf("SET lock_timeout = %d", lockTimeout.Milliseconds())} {
 		if _, err := target.Exec(ctx, s); err != nil {
 			return false, fmt.Errorf("target: %s: %w", s, err)
 		}
 	}
 	if _, err := target.Exec(ctx, "SET session_replication_role = replica"); err != nil {
+		if _, err := target.Exec(ctx, pendingDDL); err != nil {
+			return false, fmt.Errorf("target: create kwickmig.pending_fk: %w", err)
+		}
 		return false, nil
 	}
 	return true, nil

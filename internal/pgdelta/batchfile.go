@@ -45,6 +45,9 @@ type manifest struct {
 	Tables    []manifestTable `json:"tables"`
 	Parts     []manifestPart  `json:"parts"`
 	Sequences []seqValue      `json:"sequences"`
+	// Partitions of the captured tables at the round's tick (partitions.go).
+	Partitions       []partitionDef `json:"partitions,omitempty"`
+	PartitionsListed bool           `json:"partitions_listed,omitempty"`
 }
 
 type manifestTable struct {
@@ -54,6 +57,9 @@ type manifestTable struct {
 	Key     []string `json:"key"`
 	Logged  []string `json:"logged"`  // columns of a change's data, in order
 	Columns []string `json:"columns"` // all columns on the source
+
+	// DDL creates a table added after install (capture add) on the target.
+	DDL string `json:"ddl,omitempty"`
 }
 
 type manifestPart struct {
@@ -82,7 +88,8 @@ var _ BatchStore = DirStore("")
 
 // Put writes a temporary file, syncs it and renames it into place.
 func (d DirStore) Put(_ context.Context, name string, data []byte) error {
-	if err := os.MkdirAll(string(d), 0o755); err != nil {
+	// Batch files hold customer data: directory 0700, files 0600 (CreateTemp).
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(string(d), "."+name+".tmp*")

@@ -17,6 +17,10 @@ type Options struct {
 	BatchRows int
 	// SkipSequences leaves the target's sequences alone.
 	SkipSequences bool
+	// LockTimeout bounds each wait for a lock on the target (lock_timeout);
+	// when it fires, the error names the session holding the lock. Zero
+	// means 30 s.
+	LockTimeout time.Duration
 	// NoRefreshMatviews leaves the target's materialized views as they are
 	// (matviews.go).
 	NoRefreshMatviews bool
@@ -29,6 +33,9 @@ func (o *Options) fill() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 30 * time.Second
 	}
 }
 
@@ -145,6 +152,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkTickMode(ctx, source, modeDirect); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, target); err != nil {
+		return res, err
+	}
 	last, err := lastRound(ctx, target)
 	if err != nil {
 		return res, err
@@ -167,16 +177,15 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkBaseline(ctx, source, base); err != nil {
 		return res, err
 	}
-	replica, err := setupTarget(ctx, target)
+	replica, err := setupTarget(ctx, target, opts.LockTimeout)
 	if err != nil {
 		return res, err
 	}
 	if !replica {
-		w := "target: cannot set session_replication_role = replica (needs superuser or rds_superuser): foreign keys are deferred only where declared DEFERRABLE, and target triggers fire"
-		opts.Logger.Warn(w)
-		res.Warnings = append(res.Warnings, w)
+		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
-	a := &applier{tables: infos}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	defer a.lw.close()
 	if !last.Done {
 		opts.Logger.Info("resuming unfinished round", "round", last.Round, "after_log_id", last.LastLogID)
 		rr, err := runRound(ctx, source, target, a, last, 0, replica, opts)
@@ -197,6 +206,11 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 		return res, err
 	}
 	res.add(rr)
+	if n, err := validatePending(ctx, target); err != nil {
+		return res, err
+	} else if n > 0 {
+		opts.Logger.Info("foreign keys validated", "count", n)
+	}
 	if _, err := refreshMatviews(ctx, target, opts); err != nil { // matviews.go
 		return res, err
 	}
@@ -287,26 +301,28 @@ func runRound(ctx context.Context, source, target *pgx.Conn, a *applier, r targe
 	}, func(rows []logRow) error {
 		t0 := time.Now()
 		defer func() { applyTime += time.Since(t0) }()
-		err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
-			if !replica {
-				if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
-					return fmt.Errorf("target: %w", err)
+		err := a.lw.run(ctx, func() error {
+			return pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+				if !replica {
+					if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+						return fmt.Errorf("target: %w", err)
+					}
 				}
-			}
-			if err := a.apply(ctx, tx, rows); err != nil {
-				return err
-			}
-			if testHookBatch != nil {
-				if err := testHookBatch(ctx, tx); err != nil {
+				if err := a.apply(ctx, tx, rows); err != nil {
 					return err
 				}
-			}
-			lastID := r.LastLogID
-			if len(rows) > 0 {
-				lastID = rows[len(rows)-1].ID
-			}
-			done := len(rows) < opts.BatchRows
-			return recordProgress(ctx, tx, r, lastID, int64(len(rows)), done)
+				if testHookBatch != nil {
+					if err := testHookBatch(ctx, tx); err != nil {
+						return err
+					}
+				}
+				lastID := r.LastLogID
+				if len(rows) > 0 {
+					lastID = rows[len(rows)-1].ID
+				}
+				done := len(rows) < opts.BatchRows
+				return recordProgress(ctx, tx, r, lastID, int64(len(rows)), done)
+			})
 		})
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r.Round, err)

@@ -35,6 +35,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 	if err := checkTickMode(ctx, source, modeOffline); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, nil); err != nil {
+		return res, err
+	}
 	prev, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return res, err
@@ -86,6 +89,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 			mt.Columns = append(mt.Columns, col.Name)
 		}
 		m.Tables = append(m.Tables, mt)
+	}
+	if err := completeManifest(ctx, source, &m); err != nil {
+		return res, err
 	}
 	rr := RoundResult{Round: round, Tick: tick, Prev: prev}
 	err = scanRound(ctx, source, prev, tick, 0, opts.BatchRows, func(rows []logRow) error {
@@ -160,12 +166,12 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	if direct {
 		return res, fmt.Errorf("target: earlier rounds were applied by final-delta --target; keep using it")
 	}
-	replica, err := setupTarget(ctx, target)
+	replica, err := setupTarget(ctx, target, opts.LockTimeout)
 	if err != nil {
 		return res, err
 	}
 	if !replica {
-		res.Warnings = append(res.Warnings, "target: cannot set session_replication_role = replica: foreign keys are deferred only where declared DEFERRABLE, and target triggers fire")
+		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
 	plan, err := planImport(ctx, target, st) // rounds_source.go: the rounds given, in order, without a gap
 	if err != nil {
@@ -179,6 +185,9 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 		res.add(rr)
 	}
 	if _, err := refreshMatviews(ctx, target, opts); err != nil { // matviews.go
+		return res, err
+	}
+	if _, err := validatePending(ctx, target); err != nil {
 		return res, err
 	}
 	last := plan.seqs
@@ -209,6 +218,9 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 		rr.Skipped = true
 		return rr, nil
 	}
+	if err := prepareImportTarget(ctx, target, m); err != nil {
+		return rr, err
+	}
 	applied := map[int]bool{}
 	rows, err := target.Query(ctx, `SELECT part FROM kwickmig.batches WHERE round = $1`, m.Round)
 	if err != nil {
@@ -225,7 +237,8 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	if err != nil {
 		return rr, err
 	}
-	a := &applier{tables: infos}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	defer a.lw.close()
 	start := time.Now()
 	tr := targetRound{Round: m.Round, Mode: modeOffline, Snapshot: m.Tick, Prev: m.PrevTick}
 	// A round without parts still gets its row, so the chain is recorded.
@@ -254,27 +267,29 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 			}
 		}
 		last := i == len(todo)-1
-		err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
-			if !replica {
-				if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
-					return fmt.Errorf("target: %w", err)
+		err := a.lw.run(ctx, func() error {
+			return pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+				if !replica {
+					if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+						return fmt.Errorf("target: %w", err)
+					}
 				}
-			}
-			if err := a.apply(ctx, tx, changes); err != nil {
-				return err
-			}
-			if testHookBatch != nil {
-				if err := testHookBatch(ctx, tx); err != nil {
+				if err := a.apply(ctx, tx, changes); err != nil {
 					return err
 				}
-			}
-			if p.File != "" {
-				if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.batches (round, part, file, sha256, rows) VALUES ($1, $2, $3, $4, $5)`,
-					m.Round, p.Part, p.File, p.SHA256, int64(len(changes))); err != nil {
-					return fmt.Errorf("target: record batch %s: %w", p.File, err)
+				if testHookBatch != nil {
+					if err := testHookBatch(ctx, tx); err != nil {
+						return err
+					}
 				}
-			}
-			return recordProgress(ctx, tx, tr, 0, int64(len(changes)), last)
+				if p.File != "" {
+					if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.batches (round, part, file, sha256, rows) VALUES ($1, $2, $3, $4, $5)`,
+						m.Round, p.Part, p.File, p.SHA256, int64(len(changes))); err != nil {
+						return fmt.Errorf("target: record batch %s: %w", p.File, err)
+					}
+				}
+				return recordProgress(ctx, tx, tr, 0, int64(len(changes)), last)
+			})
 		})
 		if err != nil {
 			return rr, fmt.Errorf("round %d: %w", m.Round, err)

@@ -18,14 +18,34 @@ const (
 	modeOffline = "offline"
 )
 
+// testHookBeforeTick, when set by a test, runs just before a tick is taken
+// (schema changes racing the tick).
+var testHookBeforeTick func(ctx context.Context)
+
 // takeTick stores pg_current_snapshot() in kwickmig.tick in its own
 // transaction and returns it. Every transaction visible in it has committed
 // before the tick committed, so a later read of the log sees all their rows.
+// The same REPEATABLE READ transaction checks the source schema first: the
+// catalog it reads and the tick are one snapshot, so no DDL can commit
+// between the check and the tick and slip into the round unnoticed.
 func takeTick(ctx context.Context, source *pgx.Conn, mode string) (id int64, snap string, err error) {
-	err = source.QueryRow(ctx, `INSERT INTO kwickmig.tick (snapshot, mode) VALUES (pg_current_snapshot(), $1)
-		RETURNING id, snapshot::text`, mode).Scan(&id, &snap)
+	if testHookBeforeTick != nil {
+		testHookBeforeTick(ctx)
+	}
+	err = pgx.BeginTxFunc(ctx, source, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		if _, err := checkSourceSchema(ctx, source); err != nil {
+			return err
+		}
+		// In REPEATABLE READ pg_current_snapshot() is the transaction's
+		// snapshot, the one the schema check read.
+		if err := tx.QueryRow(ctx, `INSERT INTO kwickmig.tick (snapshot, mode) VALUES (pg_current_snapshot(), $1)
+			RETURNING id, snapshot::text`, mode).Scan(&id, &snap); err != nil {
+			return fmt.Errorf("source: take tick: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, "", fmt.Errorf("source: take tick: %w", err)
+		return 0, "", err
 	}
 	return id, snap, nil
 }

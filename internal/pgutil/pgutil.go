@@ -6,6 +6,7 @@ package pgutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -30,6 +31,9 @@ func ParseConfig(side Side, connString string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid connection string %s: %s", side, Redact(connString), RedactErr(err, connString))
 	}
+	if err := applyTimeouts(side, cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -47,8 +51,12 @@ func Connect(ctx context.Context, side Side, connString string) (*pgx.Conn, erro
 func ConnectConfig(ctx context.Context, side Side, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot connect to %s:%d database %q as %q: %s",
-			side, cfg.Host, cfg.Port, cfg.Database, cfg.User, oneLine(redactPassword(err.Error(), cfg.Password)))
+		why := ""
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			why = fmt.Sprintf(" (no answer within %s, the connect timeout)", cfg.ConnectTimeout)
+		}
+		return nil, fmt.Errorf("%s: cannot connect to %s:%d database %q as %q%s: %s",
+			side, cfg.Host, cfg.Port, cfg.Database, cfg.User, why, oneLine(redactPassword(err.Error(), cfg.Password)))
 	}
 	return conn, nil
 }

@@ -23,6 +23,11 @@ func WriteJSON(path string, v any) error {
 		return fmt.Errorf("write report %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	// 0600 whatever the umask: reports name tables, keys and file paths.
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
 	if _, err := tmp.Write(append(data, '\n')); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write report %s: %w", path, err)

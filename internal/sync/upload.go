@@ -13,6 +13,7 @@ import (
 	"strconv"
 	gosync "sync"
 	"syscall"
+	"time"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
@@ -33,40 +34,69 @@ func (s *Syncer) uploader(ctx context.Context, jobs <-chan job, records chan<- d
 	for j := range jobs {
 		s.c.queued.Add(-1)
 		if ctx.Err() != nil {
-			continue // interrupted: drain without work
+			continue // stopped: drain without work
 		}
 		switch {
 		case j.dirGone:
 			records <- done{op: checkpoint.FileOp{Rel: j.rel, DeleteDir: true}}
 		case j.deletion:
-			s.deleteOne(ctx, j, records)
+			s.attempt(ctx, j, func() error { return s.deleteOne(ctx, j, records) })
 		default:
-			s.uploadOne(ctx, j, records)
+			s.attempt(ctx, j, func() error { return s.uploadOne(ctx, j, records) })
 		}
 	}
 }
 
-func (s *Syncer) deleteOne(ctx context.Context, j job, records chan<- done) {
-	key, err := s.objectKey(j.rel)
-	if err == nil {
-		err = s.store.Delete(ctx, key)
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			s.fail(j.rel, fmt.Errorf("delete: %w", err))
+// attempt runs one job through the outage gate: it waits while the
+// endpoint is down, and a job that found the endpoint unreachable is
+// retried once it answers again — never counted as failed. A fatal store
+// error (TLS verification, 403, no bucket) stops the whole run: every other
+// request would fail the same way. Any other error is this file's failure.
+func (s *Syncer) attempt(ctx context.Context, j job, run func() error) {
+	for {
+		if err := s.gate.wait(ctx); err != nil {
+			return // outage timeout or stop: not attempted, not failed
 		}
+		start := time.Now()
+		err := run()
+		switch {
+		case err == nil:
+			return
+		case ctx.Err() != nil:
+			return // stopped meanwhile: abandoned, not failed
+		case errors.Is(err, objstore.ErrUnreachable):
+			s.gate.down(ctx, start, err)
+			continue
+		case errors.Is(err, objstore.ErrFatal):
+			s.stop(fmt.Errorf("%s: %w", j.rel, err))
+			return
+		}
+		if j.deletion {
+			err = fmt.Errorf("delete: %w", err)
+		}
+		s.fail(j.rel, err)
 		return
+	}
+}
+
+func (s *Syncer) deleteOne(ctx context.Context, j job, records chan<- done) error {
+	key, err := s.objectKey(j.rel)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, key); err != nil {
+		return err
 	}
 	s.c.deleted.Add(1)
 	records <- done{op: checkpoint.FileOp{Rel: j.rel}}
+	return nil
 }
 
 // uploadOne uploads one file, retrying locally when it changes under us.
-func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
+func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) error {
 	key, err := s.objectKey(j.rel)
 	if err != nil {
-		s.fail(j.rel, err)
-		return
+		return err
 	}
 	for attempt := 0; ; attempt++ {
 		rec, uploaded, err := s.put(ctx, j, key)
@@ -74,10 +104,7 @@ func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
 			continue
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				s.fail(j.rel, err)
-			}
-			return
+			return err
 		}
 		if uploaded {
 			s.c.uploaded.Add(1)
@@ -86,7 +113,7 @@ func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
 			s.c.unchanged.Add(1)
 		}
 		records <- done{op: checkpoint.FileOp{Rel: j.rel, Rec: rec}}
-		return
+		return nil
 	}
 }
 

@@ -22,6 +22,9 @@ type DBOptions struct {
 	SegmentRows    int64    // rows per segment (by the source's key order); default 100,000
 	LeafRows       int64    // bisection stops at segments this small and compares row by row; default 1,000
 	MaxListed      int      // differing rows listed per table (counts are always complete); default 100
+	// AllowEmpty accepts two databases without tables as identical;
+	// otherwise "nothing to compare" is an error (a wrong database name).
+	AllowEmpty bool
 	// Progress, if set, is called after every table.
 	Progress func(done, total int)
 }
@@ -197,12 +200,19 @@ func VerifyDB(ctx context.Context, o DBOptions) (*DBResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseSameDatabase(ctx, src.ctl, dst.ctl); err != nil {
+		return nil, err
+	}
 	var srcTables, dstTables []*table
 	g, gctx = errgroup.WithContext(ctx)
 	g.Go(func() (err error) { srcTables, err = readCatalog(gctx, pgutil.Source, src.ctl); return })
 	g.Go(func() (err error) { dstTables, err = readCatalog(gctx, pgutil.Target, dst.ctl); return })
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if len(srcTables) == 0 && len(dstTables) == 0 && !o.AllowEmpty {
+		return nil, fmt.Errorf("nothing to compare: source database %q and target database %q have no tables (wrong database name? --allow-empty accepts this)",
+			src.cfg.Database, dst.cfg.Database)
 	}
 	srcTables, err = filterTables(srcTables, o.Tables)
 	if err != nil {

@@ -1,0 +1,128 @@
+package pgdelta
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kwick/kwickmig/internal/kmtest"
+)
+
+const exactDDL = `CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);
+CREATE TABLE note (id int PRIMARY KEY, txt text)`
+
+func exactEnv(t *testing.T) *env {
+	e := newEnv(t, exactDDL)
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g`)
+	e.install(InstallOptions{})
+	e.bulkCopy(nil)
+	return e
+}
+
+// TestApplyExactRowCounts: every applied statement must touch exactly the
+// rows the log names. A row deleted or inserted directly on the target makes
+// the round fail naming the table and key, with nothing of it applied; once
+// the target is repaired the next run ends identical.
+func TestApplyExactRowCounts(t *testing.T) {
+	e := exactEnv(t)
+	for _, tc := range []struct {
+		name     string
+		onTarget string // the direct change that makes the target differ
+		onSource string // the logged change that meets it
+		want     string
+		repair   string
+	}{
+		{"update of a row deleted on the target", `DELETE FROM acct WHERE id = 3`, `UPDATE acct SET bal = bal + 1 WHERE id IN (3, 4)`,
+			"update public.acct: 1 of 2 rows not found on the target: (id)=(3)", `INSERT INTO acct VALUES (3, 100)`},
+		{"delete of a row deleted on the target", `DELETE FROM acct WHERE id = 5`, `DELETE FROM acct WHERE id IN (5, 6)`,
+			"delete from public.acct: 1 of 2 rows not found on the target: (id)=(5)", `INSERT INTO acct VALUES (5, 100)`},
+		{"insert of a key inserted on the target", `INSERT INTO acct VALUES (20, 1)`, `INSERT INTO acct VALUES (20, 2), (21, 2)`,
+			"Key (id)=(20) already exists", `DELETE FROM acct WHERE id = 20`},
+		{"key change onto a key inserted on the target", `INSERT INTO acct VALUES (30, 1)`, `UPDATE acct SET id = 30 WHERE id = 7`,
+			"Key (id)=(30) already exists", `DELETE FROM acct WHERE id = 30`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kmtest.Exec(t, e.TargetURL, tc.onTarget)
+			kmtest.Exec(t, e.SourceURL, tc.onSource, `INSERT INTO note SELECT coalesce(max(id), 0) + 1, 'same round' FROM note`)
+			before := dump(t, e.tgt())
+			_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "target: ") {
+				t.Fatalf("final-delta: %v\nwant an error containing %q", err, tc.want)
+			}
+			t.Log(err)
+			after := dump(t, e.tgt())
+			for name, rows := range before {
+				if after[name] != rows {
+					t.Fatalf("%s changed on the target though the round failed:\n%s\n→\n%s", name, rows, after[name])
+				}
+			}
+			kmtest.Exec(t, e.TargetURL, tc.repair)
+			e.finalDelta(Options{})
+			e.assertSame()
+		})
+	}
+}
+
+// TestFinalDeltaLockTimeout: a session left idle in a transaction on the
+// target holding a row lock the apply needs (a forgotten psql, a dead
+// client) ends final-delta after --lock-timeout, naming its pid, user,
+// application, state and age; nothing of the round is applied.
+func TestFinalDeltaLockTimeout(t *testing.T) {
+	e := exactEnv(t)
+	ctx := testCtx(t)
+	holder := e.tgt()
+	if _, err := holder.Exec(ctx, `SET application_name = 'forgotten psql'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `BEGIN; UPDATE acct SET bal = bal WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	kmtest.Exec(t, e.SourceURL, `UPDATE acct SET bal = 1 WHERE id IN (1, 2)`)
+	start := time.Now()
+	_, err := FinalDelta(ctx, e.src(), e.tgt(), Options{LockTimeout: 2 * time.Second})
+	took := time.Since(start)
+	t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+	if err == nil {
+		t.Fatal("final-delta succeeded past a held lock")
+	}
+	pid := holder.PgConn().PID()
+	for _, want := range []string{"target: ", "pid " + strconv.Itoa(int(pid)), `application "forgotten psql"`, "idle in transaction", "transaction open for", "pg_terminate_backend(" + strconv.Itoa(int(pid)) + ")"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q", want)
+		}
+	}
+	if took > 8*time.Second {
+		t.Fatalf("took %s with a 2s lock timeout", took)
+	}
+	if n := e.count(e.TargetURL, `SELECT count(*) FROM acct WHERE bal = 1`); n != 0 {
+		t.Fatalf("%d rows of the failed round applied", n)
+	}
+	if _, err := holder.Exec(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	e.finalDelta(Options{LockTimeout: 2 * time.Second})
+	e.assertSame()
+}
+
+// TestTickSchemaCheckOneSnapshot: a column added on the source after
+// final-delta's first schema check and before its tick is caught by the
+// check taken in the tick's own snapshot: the round is refused and nothing
+// is applied.
+func TestTickSchemaCheckOneSnapshot(t *testing.T) {
+	e := exactEnv(t)
+	kmtest.Exec(t, e.SourceURL, `UPDATE acct SET bal = 7 WHERE id = 1`)
+	testHookBeforeTick = func(context.Context) {
+		kmtest.Exec(t, e.SourceURL, `ALTER TABLE acct ADD COLUMN extra int DEFAULT 5`, `UPDATE acct SET bal = 8 WHERE id = 2`)
+	}
+	t.Cleanup(func() { testHookBeforeTick = nil })
+	_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+	if !errors.Is(err, ErrSchemaChanged) || !strings.Contains(err.Error(), "acct") {
+		t.Fatalf("final-delta: %v, want a schema change naming acct", err)
+	}
+	if n := e.count(e.TargetURL, `SELECT count(*) FROM acct WHERE bal <> 100`); n != 0 {
+		t.Fatalf("%d changes applied despite the schema change", n)
+	}
+}
