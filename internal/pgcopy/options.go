@@ -180,7 +180,7 @@ type Result struct {
 
 	// tableSnapshots: tables (partition roots) a resumed copy loaded in a
 	// later snapshot than Snapshot (resume.go).
-	tableSnapshots map[[2]string]string
+	tableSnapshots func() (map[[2]string]string, error)
 }
 
 // Summary returns the run's totals for the checkpoint's run history.

@@ -75,6 +75,10 @@ type postDataRunner struct {
 	workers int
 	// workMem: maintenance_work_mem, "server" to leave it.
 	workMem string
+	// afterIndexes runs once, when every index and key is built and before
+	// triggers and foreign keys (resume.go: the catch-up of tables an
+	// earlier run finished).
+	afterIndexes func(context.Context) error
 }
 
 // apply runs the post-data script: indexes and primary/unique constraints
@@ -96,16 +100,20 @@ func (r *postDataRunner) apply(ctx context.Context, s *script) (int, error) {
 			serial = append(serial, e)
 		}
 	}
-	n := 0
-	for _, phase := range []struct {
-		items []entry
-		jobs  int
-	}{{par, r.jobs}, {serial, 1}} {
-		if err := r.run(ctx, s.Preamble, phase.items, phase.jobs); err != nil {
+	if err := r.run(ctx, s.Preamble, par, r.jobs); err != nil {
+		return 0, err
+	}
+	n := len(par)
+	if hook := r.afterIndexes; hook != nil {
+		r.afterIndexes = nil
+		if err := hook(ctx); err != nil {
 			return n, err
 		}
-		n += len(phase.items)
 	}
+	if err := r.run(ctx, s.Preamble, serial, 1); err != nil {
+		return n, err
+	}
+	n += len(serial)
 	if err := r.applyFKs(ctx, s.Preamble, fks); err != nil {
 		return n, err
 	}
