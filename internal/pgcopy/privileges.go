@@ -186,7 +186,31 @@ func withoutPrivileges(s *script) *script {
 func (o *Options) schemaScript(text string) *script {
 	s := parseScript(text)
 	if o.NoPrivileges {
-		s = withoutPrivileges(s)
+		return withoutPrivileges(s)
 	}
-	return s
+	return ownGrants(s)
+}
+
+// ownGrants makes the migrating role the grantor of every grant. pg_dump
+// writes a grant made by a role other than the owner (one holding the
+// privilege WITH GRANT OPTION) between SET SESSION AUTHORIZATION that role
+// and RESET SESSION AUTHORIZATION, which only a superuser may run (an
+// Aurora master user is not one). The grantee's privileges are the same;
+// only the recorded grantor differs.
+func ownGrants(s *script) *script {
+	out := &script{Preamble: s.Preamble, Entries: make([]entry, len(s.Entries))}
+	for i, e := range s.Entries {
+		if e.Type == "ACL" && strings.Contains(e.SQL, "SESSION AUTHORIZATION") {
+			var keep []string
+			for _, line := range strings.Split(e.SQL, "\n") {
+				if t := strings.TrimSpace(line); strings.HasPrefix(t, "SET SESSION AUTHORIZATION ") || t == "RESET SESSION AUTHORIZATION;" {
+					continue
+				}
+				keep = append(keep, line)
+			}
+			e.SQL = strings.Join(keep, "\n")
+		}
+		out.Entries[i] = e
+	}
+	return out
 }

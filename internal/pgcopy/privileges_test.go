@@ -14,20 +14,23 @@ import (
 // superuser (as an Aurora master user is not). The source sets default
 // privileges for an owner role the migrating role is not a member of: the
 // copy is refused before anything is written, naming it; once the
-// membership is granted the copy carries the grants. With --owners the
+// membership is granted the copy carries the grants, including one made by
+// a role holding a privilege WITH GRANT OPTION (pg_dump writes it under SET
+// SESSION AUTHORIZATION, which only a superuser may run). With --owners the
 // tables belong to their source owner.
 func TestPrivilegesNonSuperuser(t *testing.T) {
 	t.Parallel()
 	e := kmtest.PG(t)
-	mig, owner, app := kmtest.RandName("kw_mig_"), kmtest.RandName("kw_owner_"), kmtest.RandName("kw_app_")
-	kmtest.Exec(t, e.SourceURL, "CREATE ROLE "+owner, "CREATE ROLE "+app)
-	kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+owner, "CREATE ROLE "+app, "CREATE ROLE "+mig+" LOGIN PASSWORD 'pw'")
+	mig, owner, app, adm := kmtest.RandName("kw_mig_"), kmtest.RandName("kw_owner_"), kmtest.RandName("kw_app_"), kmtest.RandName("kw_adm_")
+	kmtest.Exec(t, e.SourceURL, "CREATE ROLE "+owner, "CREATE ROLE "+app, "CREATE ROLE "+adm)
+	kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+owner, "CREATE ROLE "+app, "CREATE ROLE "+adm, "CREATE ROLE "+mig+" LOGIN PASSWORD 'pw'")
 	t.Cleanup(func() {
 		// One role per DROP OWNED: PostgreSQL 15 fails on a default ACL
 		// naming both.
-		kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+owner, "DROP OWNED BY "+app, "DROP ROLE "+owner, "DROP ROLE "+app)
-		kmtest.Exec(t, e.TargetURL, "DROP OWNED BY "+owner, "DROP OWNED BY "+app, "DROP OWNED BY "+mig,
-			"DROP ROLE "+owner, "DROP ROLE "+app, "DROP ROLE "+mig)
+		kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+owner, "DROP OWNED BY "+app, "DROP OWNED BY "+adm,
+			"DROP ROLE "+owner, "DROP ROLE "+app, "DROP ROLE "+adm)
+		kmtest.Exec(t, e.TargetURL, "DROP OWNED BY "+owner, "DROP OWNED BY "+app, "DROP OWNED BY "+adm, "DROP OWNED BY "+mig,
+			"DROP ROLE "+owner, "DROP ROLE "+app, "DROP ROLE "+adm, "DROP ROLE "+mig)
 	})
 	var db string
 	if err := mustConnect(t, e.TargetURL).QueryRow(context.Background(), "SELECT current_database()").Scan(&db); err != nil {
@@ -38,7 +41,9 @@ func TestPrivilegesNonSuperuser(t *testing.T) {
 		INSERT INTO shop.items SELECT g, 'i' || g FROM generate_series(1, 30) g`,
 		"ALTER SCHEMA shop OWNER TO "+owner, "ALTER TABLE shop.items OWNER TO "+owner,
 		"GRANT USAGE ON SCHEMA shop TO "+app, "GRANT SELECT ON shop.items TO "+app,
-		"ALTER DEFAULT PRIVILEGES FOR ROLE "+owner+" IN SCHEMA shop GRANT SELECT ON TABLES TO "+app)
+		"ALTER DEFAULT PRIVILEGES FOR ROLE "+owner+" IN SCHEMA shop GRANT SELECT ON TABLES TO "+app,
+		"GRANT USAGE ON SCHEMA shop TO "+adm, "GRANT INSERT ON shop.items TO "+adm+" WITH GRANT OPTION",
+		"SET ROLE "+adm+"; GRANT INSERT ON shop.items TO "+app+"; RESET ROLE")
 	u, _ := url.Parse(e.TargetURL)
 	u.User = url.UserPassword(mig, "pw")
 	opts := testOptions(t, e)
@@ -56,8 +61,9 @@ func TestPrivilegesNonSuperuser(t *testing.T) {
 		t.Fatalf("copy as %s after GRANT %s: %v", mig, owner, err)
 	}
 	sameTables(t, e, 30, "shop.items")
-	if n := queryInt(t, e.TargetURL, "SELECT has_table_privilege('"+app+"', 'shop.items', 'SELECT')::int + has_schema_privilege('"+app+"', 'shop', 'USAGE')::int"); n != 2 {
-		t.Errorf("%s lacks its grants on the target (%d of 2)", app, n)
+	if n := queryInt(t, e.TargetURL, "SELECT has_table_privilege('"+app+"', 'shop.items', 'SELECT')::int + has_schema_privilege('"+app+"', 'shop', 'USAGE')::int"+
+		" + has_table_privilege('"+app+"', 'shop.items', 'INSERT')::int + has_table_privilege('"+adm+"', 'shop.items', 'INSERT WITH GRANT OPTION')::int"); n != 4 {
+		t.Errorf("%s and %s lack grants on the target (%d of 4)", app, adm, n)
 	}
 	if n := queryInt(t, e.TargetURL, "SELECT count(*) FROM pg_default_acl WHERE defaclrole = '"+owner+"'::regrole"); n != 1 {
 		t.Errorf("default privileges for %s on the target: %d, want 1", owner, n)
@@ -110,5 +116,15 @@ func TestPrivilegesExportImport(t *testing.T) {
 	sameTables(t, e, 10, "public.items")
 	if n := queryInt(t, e.TargetURL, "SELECT count(*) FROM pg_class WHERE relname = 'items' AND relacl IS NOT NULL"); n != 0 {
 		t.Errorf("import --no-privileges granted something on items")
+	}
+}
+
+func TestOwnGrants(t *testing.T) {
+	s := parseScript("--\n-- Name: TABLE t; Type: ACL; Schema: public; Owner: -\n--\n\n" +
+		"GRANT SELECT ON TABLE public.t TO adm WITH GRANT OPTION;\nSET SESSION AUTHORIZATION adm;\nGRANT SELECT ON TABLE public.t TO app;\nRESET SESSION AUTHORIZATION;\n")
+	got := ownGrants(s).Entries[0].SQL
+	want := "GRANT SELECT ON TABLE public.t TO adm WITH GRANT OPTION;\nGRANT SELECT ON TABLE public.t TO app;"
+	if got != want {
+		t.Errorf("ownGrants:\n%s\nwant\n%s", got, want)
 	}
 }
