@@ -87,6 +87,9 @@ type Options struct {
 	// testHookPartLoaded runs after each part is committed on the target;
 	// an error aborts the run (tests induce failures there).
 	testHookPartLoaded func(p *Part) error
+	// testHookCaughtUp runs after a catch-up committed on the target and
+	// before the checkpoint records it; an error aborts the run.
+	testHookCaughtUp func() error
 }
 
 func (o *Options) fill() error {

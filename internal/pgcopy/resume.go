@@ -245,6 +245,11 @@ func (l *loader) catchUp(ctx context.Context, opts *Options, tables []*Table, un
 		if err != nil {
 			return err
 		}
+		if opts.testHookCaughtUp != nil {
+			if err := opts.testHookCaughtUp(); err != nil {
+				return err
+			}
+		}
 		skip := map[unit]bool{}
 		for _, u := range uncaptured {
 			skip[u] = true

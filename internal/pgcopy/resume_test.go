@@ -118,8 +118,18 @@ func TestResumeCatchUp(t *testing.T) {
 		INSERT INTO child SELECT i, 6001 + i % 20 FROM generate_series(101, 200) i;
 		UPDATE parent SET name = 'changed' WHERE id % 9 = 0; DELETE FROM parent WHERE id = 7`)
 
+	// The first resume dies right after its catch-up committed, before the
+	// checkpoint knows: the next resume must follow the target's record,
+	// not apply the same changes again.
 	opts.testHookPartLoaded = nil
 	opts.Resume = true
+	opts.testHookCaughtUp = func() error { return induced }
+	if _, err := Copy(ctxT(t), opts); !errors.Is(err, induced) {
+		t.Fatalf("resume with a failure after the catch-up: err=%v, want the induced failure", err)
+	}
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO parent VALUES (6100, 'between'); INSERT INTO child VALUES (300, 6100);
+		UPDATE parent SET name = name || '+' WHERE id % 13 = 0`)
+	opts.testHookCaughtUp = nil
 	res, err := Copy(ctxT(t), opts)
 	if err != nil {
 		t.Fatalf("resume: %v", err)
@@ -128,8 +138,8 @@ func TestResumeCatchUp(t *testing.T) {
 		t.Errorf("foreign key of child on target: %d, want 1", n)
 	}
 	sameTables(t, e, 5000, "public.parent", "public.child")
-	if n := queryInt(t, e.TargetURL, "SELECT count(*) FROM kwickmig.copy_catchup WHERE table_name = 'parent'"); n != 1 {
-		t.Errorf("catch-up of parent recorded %d times, want 1", n)
+	if n := queryInt(t, e.TargetURL, "SELECT count(*) FROM kwickmig.copy_catchup WHERE table_name = 'parent'"); n != 2 {
+		t.Errorf("catch-ups of parent recorded: %d, want 2 (first snapshot to second, second to third)", n)
 	}
 	if !res.Baseline {
 		t.Fatalf("resumed copy recorded no baseline")
