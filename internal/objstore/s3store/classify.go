@@ -140,6 +140,9 @@ func tlsVerification(err error) bool {
 	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &hostname),
 		errors.As(err, &verify), errors.As(err, &notTLS), errors.As(err, &constraints):
 		return true
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http turns the tls.RecordHeaderError into words.
+		return true
 	case errors.As(err, &alert):
 		// The server refused our certificate (mutual TLS) or our TLS.
 		switch alert {

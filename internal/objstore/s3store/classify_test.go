@@ -185,6 +185,12 @@ func TestClassifyRealFailures(t *testing.T) {
 			t.Logf("bad digest (sdk=%v): %v", disable, err)
 		}
 	})
+	t.Run("https to a plain endpoint", func(t *testing.T) {
+		// A configuration error every request would repeat.
+		p := proxied(t, faultproxy.Faults{})
+		ops := allOps(t, strings.Replace(p.URL, "http://", "https://", 1), e.Bucket, Options{})
+		expectClass(t, ops, objstore.ErrFatal, p.Requests.Load, 0, 0)
+	})
 	t.Run("unknown CA", func(t *testing.T) {
 		// A TLS server whose certificate nobody trusts: fatal at the first
 		// handshake, never retried.

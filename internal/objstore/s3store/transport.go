@@ -38,6 +38,7 @@ import (
 const (
 	connectTimeout      = 10 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
+	completeTimeout     = 10 * time.Minute // CompleteMultipartUpload, see deadlineMiddleware
 )
 
 // minThroughput is the slowest body upload an attempt tolerates, in bytes
@@ -132,7 +133,8 @@ func deadlineMiddleware(requestTimeout time.Duration) func(*middleware.Stack) er
 	return func(stack *middleware.Stack) error {
 		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("kwickmigAttemptDeadline",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				if awsmiddle.GetOperationName(ctx) == "GetObject" {
+				op := awsmiddle.GetOperationName(ctx)
+				if op == "GetObject" {
 					return next.HandleFinalize(ctx, in)
 				}
 				var size int64
@@ -142,6 +144,13 @@ func deadlineMiddleware(requestTimeout time.Duration) func(*middleware.Stack) er
 					}
 				}
 				limit := attemptTimeout(requestTimeout, size)
+				if op == "CompleteMultipartUpload" {
+					// S3 answers 200 at once, then may take minutes to
+					// assemble a large object (sending whitespace
+					// meanwhile); a silent endpoint still fails at the
+					// response-header timeout.
+					limit = max(limit, completeTimeout)
+				}
 				actx, cancel := context.WithTimeout(ctx, limit)
 				defer cancel()
 				out, md, err := next.HandleFinalize(actx, in)
