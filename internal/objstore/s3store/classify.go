@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -55,16 +56,51 @@ var perObject400 = map[string]bool{
 }
 
 // classify marks err with its class (nil stays nil; a cancellation by the
-// caller stays unmarked).
-func classify(err error) error {
+// caller stays unmarked). what names the call ("head KEY", "bucket B").
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	switch classOf(err) {
 	case classFatal:
-		return objstore.Fatal(withHint(err))
+		return objstore.Fatal(withHint(fmt.Errorf("%s: %w", what, err)))
 	case classUnreachable:
-		return objstore.Unreachable(err)
+		return objstore.Unreachable(&shortError{msg: what + ": " + noAnswer(err), err: err})
 	}
-	return err
+	return fmt.Errorf("%s: %w", what, err)
 }
+
+// noAnswer says, in one short line, that the endpoint did not answer and
+// what the last attempt saw (the SDK's own text repeats itself).
+func noAnswer(err error) string {
+	n := 1
+	var me *retry.MaxAttemptsError
+	if errors.As(err, &me) {
+		n = me.Attempt
+	}
+	var cause error = err
+	var ue *url.Error
+	var at *attemptTimeoutError
+	if errors.As(err, &ue) {
+		cause = ue
+	} else if errors.As(err, &at) {
+		cause = at
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("the endpoint did not answer (%d attempt%s): %v", n, plural, cause)
+}
+
+// shortError carries a concise message over the full error chain.
+type shortError struct {
+	msg string
+	err error
+}
+
+func (e *shortError) Error() string { return e.msg }
+func (e *shortError) Unwrap() error { return e.err }
 
 // classifyRead sorts an error from reading an object's body: the answer
 // started, so only a broken connection or a stall is left to report.

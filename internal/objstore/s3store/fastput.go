@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyauth "github.com/aws/smithy-go/auth"
@@ -147,9 +148,9 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 		class := classOf(err)
 		if !retry || class == classFatal || attempt >= f.maxAttempts || (class == classUnreachable && attempt >= maxConnAttempts) {
 			if attempt > 1 {
-				return objstore.PutResult{}, classify(fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr))
+				lastErr = &awsretry.MaxAttemptsError{Attempt: attempt, Err: lastErr}
 			}
-			return objstore.PutResult{}, classify(fmt.Errorf("put %s: %w", key, lastErr))
+			return objstore.PutResult{}, classify("put "+key, lastErr)
 		}
 		base := 50 * time.Millisecond
 		if throttle {
