@@ -180,11 +180,19 @@ func tlsVerification(err error) bool {
 		// net/http turns the tls.RecordHeaderError into words.
 		return true
 	case errors.As(err, &alert):
-		// The server refused our certificate (mutual TLS) or our TLS.
+		// QUIC-style alert values (net/http over TCP reports them below).
 		switch alert {
 		case 40, 42, 43, 44, 45, 46, 48, 70, 116: // handshake_failure, bad/unsupported/revoked/expired/unknown certificate, unknown_ca, protocol_version, certificate_required
 			return true
 		}
+	}
+	// The server refused our certificate (mutual TLS) or our TLS: an alert
+	// arrives as *net.OpError{Op: "remote error"} around an unexported type.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		msg := op.Err.Error()
+		return strings.Contains(msg, "certificate") || strings.Contains(msg, "handshake failure") ||
+			strings.Contains(msg, "protocol version")
 	}
 	return false
 }
