@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -141,6 +142,12 @@ func classOf(err error) errClass {
 	}
 	if tlsVerification(err) {
 		return classFatal
+	}
+	// Reading the caller's body failed (a file on NFS, say): that says
+	// nothing about the endpoint, even when it is a timeout.
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return classOther
 	}
 	if connectionLevel(err) {
 		return classUnreachable
