@@ -74,10 +74,11 @@ func classify(what string, err error) error {
 // noAnswer says, in one short line, that the endpoint did not answer and
 // what the last attempt saw (the SDK's own text repeats itself).
 func noAnswer(err error) string {
-	n := 1
 	var me *retry.MaxAttemptsError
-	if errors.As(err, &me) {
-		n = me.Attempt
+	if !errors.As(err, &me) {
+		// Not the SDK's retry loop (one attempt, or a caller that counts
+		// its own, as multipart parts do): keep the whole text.
+		return "the endpoint did not answer: " + err.Error()
 	}
 	var cause error = err
 	var ue *url.Error
@@ -87,11 +88,7 @@ func noAnswer(err error) string {
 	} else if errors.As(err, &at) {
 		cause = at
 	}
-	plural := "s"
-	if n == 1 {
-		plural = ""
-	}
-	return fmt.Sprintf("the endpoint did not answer (%d attempt%s): %v", n, plural, cause)
+	return fmt.Sprintf("the endpoint did not answer (%d attempts): %v", me.Attempt, cause)
 }
 
 // shortError carries a concise message over the full error chain.
