@@ -55,11 +55,11 @@ var restrictedWorkload = []string{
 // refuses the replay. Afterwards the triggers are in their original state
 // (the disabled one still disabled) and every foreign key is validated.
 func TestRestrictedTargetOwner(t *testing.T) {
-	for _, superuser := range []bool{true, false} {
-		name := "superuser"
-		if !superuser {
-			name = "table owner"
-		}
+	for _, tc := range []struct {
+		name               string
+		superuser, offline bool
+	}{{"superuser", true, false}, {"table owner", false, false}, {"table owner import-delta", false, true}} {
+		superuser, name := tc.superuser, tc.name
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, restrictedDDL)
 			kmtest.Exec(t, e.TargetURL, `TRUNCATE parent, child, grandchild, node, audit`)
@@ -84,7 +84,17 @@ func TestRestrictedTargetOwner(t *testing.T) {
 				kmtest.Exec(t, e.SourceURL, s)
 			}
 			tgt := e.connect("target", target)
-			res, err := FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40})
+			dir := DirStore(t.TempDir())
+			delta := func() (Result, error) {
+				if !tc.offline {
+					return FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40})
+				}
+				if _, err := Export(testCtx(t), e.src(), dir, Options{BatchRows: 40}); err != nil {
+					return Result{}, err
+				}
+				return Import(testCtx(t), tgt, dir, Options{})
+			}
+			res, err := delta()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +105,7 @@ func TestRestrictedTargetOwner(t *testing.T) {
 			// A second round on top (parents deleted whose children were
 			// re-keyed in round 1) stays identical too.
 			kmtest.Exec(t, e.SourceURL, `DELETE FROM parent WHERE id IN (101, 9)`, `UPDATE parent SET id = 9 WHERE id = 102`)
-			if _, err := FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40}); err != nil {
+			if _, err := delta(); err != nil {
 				t.Fatal(err)
 			}
 			e.assertSame()
