@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,7 +75,17 @@ func advisoryLock(ctx context.Context, conn *pgx.Conn, side string) error {
 		return fmt.Errorf("%s: advisory lock: %w", side, err)
 	}
 	if !ok {
-		return fmt.Errorf("%s: another kwickmig delta run holds this database's delta lock; wait for it to finish", side)
+		holder := ""
+		// A bigint advisory key is (classid, objid) = (high, low) 32 bits.
+		rows, err := conn.Query(ctx, strings.Replace(blockersSQL, "a.pid = ANY (pg_blocking_pids($1))",
+			"a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1 AND objid = $2)", 1),
+			uint32(uint64(lockKey)>>32), uint32(uint64(lockKey)&0xffffffff))
+		if err == nil {
+			if bs, err := collectBlockers(rows); err == nil && len(bs) > 0 {
+				holder = ": " + bs[0].String() + fmt.Sprintf("; if that run is gone, end its session with SELECT pg_terminate_backend(%d)", bs[0].PID)
+			}
+		}
+		return fmt.Errorf("%s: another kwickmig delta run holds this database's delta lock; wait for it to finish%s", side, holder)
 	}
 	return nil
 }

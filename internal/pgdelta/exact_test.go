@@ -126,3 +126,24 @@ func TestTickSchemaCheckOneSnapshot(t *testing.T) {
 		t.Fatalf("%d changes applied despite the schema change", n)
 	}
 }
+
+// TestDeltaLockHolderNamed: an earlier run's session still holding the
+// target's delta lock (its client gone, the server not yet aware) is named
+// with its pid and age, so the operator can end it.
+func TestDeltaLockHolderNamed(t *testing.T) {
+	e := exactEnv(t)
+	ctx := testCtx(t)
+	stuck := e.tgt()
+	if _, err := stuck.Exec(ctx, `SET application_name = 'kwickmig'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stuck.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(lockKey)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := FinalDelta(ctx, e.src(), e.tgt(), Options{})
+	pid := strconv.Itoa(int(stuck.PgConn().PID()))
+	if err == nil || !strings.Contains(err.Error(), "pid "+pid) || !strings.Contains(err.Error(), "pg_terminate_backend("+pid+")") {
+		t.Fatalf("final-delta: %v, want the holder's pid %s", err, pid)
+	}
+	t.Log(err)
+}
