@@ -109,9 +109,10 @@ func applyTimeouts(side Side, cfg *pgx.ConnConfig) error {
 }
 
 // LibpqTimeouts returns connString with the default timeouts added for a
-// libpq client (pg_dump): connect_timeout, keepalives and tcp_user_timeout,
-// each only where the string does not set it.
-func LibpqTimeouts(connString string) string {
+// libpq client (pg_dump) of major version libpqMajor: connect_timeout,
+// keepalives and tcp_user_timeout (libpq 12 and later), each only where the
+// string does not set it.
+func LibpqTimeouts(connString string, libpqMajor int) string {
 	t := Defaults
 	params := []struct{ k, v string }{
 		{"connect_timeout", strconv.Itoa(max(1, int(t.Connect/time.Second)))},
@@ -119,7 +120,9 @@ func LibpqTimeouts(connString string) string {
 		{pKeepalivesIdle, strconv.Itoa(max(1, int(t.KeepAliveIdle/time.Second)))},
 		{pKeepalivesInterval, strconv.Itoa(max(1, int(t.KeepAliveInterval/time.Second)))},
 		{pKeepalivesCount, strconv.Itoa(max(1, t.KeepAliveCount))},
-		{pTCPUserTimeout, strconv.Itoa(int(t.UserTimeout / time.Millisecond))},
+	}
+	if libpqMajor >= 12 {
+		params = append(params, struct{ k, v string }{pTCPUserTimeout, strconv.Itoa(int(t.UserTimeout / time.Millisecond))})
 	}
 	if strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://") {
 		u, err := url.Parse(connString)
