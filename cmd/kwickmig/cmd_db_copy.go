@@ -33,6 +33,8 @@ type DBCopyOptions struct {
 	Resume          bool
 	Report          string
 	NoAnalyze       bool
+	NoPrivileges    bool
+	Owners          bool
 	S3              s3Options // export/import to s3://
 }
 
@@ -62,6 +64,10 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	}
 	if kind != "copy" {
 		o.S3.AddFlags(f)
+	}
+	f.BoolVar(&o.NoPrivileges, "no-privileges", false, "leave GRANTs and default privileges out (by default they are copied, and roles they name must exist on the target)")
+	if kind != "import" {
+		f.BoolVar(&o.Owners, "owners", false, "give objects their source owners (the roles must exist on the target; default: the migrating role owns everything)")
 	}
 	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
 	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
@@ -105,7 +111,7 @@ var pgMemory = regexp.MustCompile(`^[0-9]+ ?(kB|MB|GB|TB)?$`)
 func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options, error) {
 	po := pgcopy.Options{Jobs: o.Jobs, IndexJobs: o.IndexJobs, IndexWorkers: o.IndexWorkers, MaintenanceWorkMem: o.WorkMem, Tables: o.Tables, ExcludeTables: o.ExcludeTables,
 		SchemaOnly: o.SchemaOnly, DataOnly: o.DataOnly, Checkpoint: o.Checkpoint, Resume: o.Resume,
-		NoAnalyze: o.NoAnalyze, Location: o.Location, Logger: g.logger}
+		NoAnalyze: o.NoAnalyze, NoPrivileges: o.NoPrivileges, Owners: o.Owners, Location: o.Location, Logger: g.logger}
 	if o.Jobs < 1 || (kind != "export" && o.IndexJobs < 1) {
 		return po, usageErrorf("--jobs and --index-jobs must be at least 1")
 	}
@@ -142,7 +148,7 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 		}
 		po.S3 = s3store.Options{EndpointURL: o.S3.EndpointURL, Region: o.S3.Region, Profile: o.S3.Profile,
 			CABundle: o.S3.CABundle, ClientCert: o.S3.ClientCert, ClientKey: o.S3.ClientKey,
-			Pacer: objstore.NewPacer(o.S3.MaxRPS)}
+			RequestTimeout: o.S3.RequestTimeout, Pacer: objstore.NewPacer(o.S3.MaxRPS)}
 	}
 	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr

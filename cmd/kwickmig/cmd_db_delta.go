@@ -14,6 +14,7 @@ import (
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
+	"github.com/kwick/kwickmig/internal/pgcopy"
 	"github.com/kwick/kwickmig/internal/pgdelta"
 	"github.com/kwick/kwickmig/internal/pgutil"
 	"github.com/kwick/kwickmig/internal/report"
@@ -22,7 +23,7 @@ import (
 // addDBDeltaCommands registers db capture, db final-delta and db import-delta.
 func addDBDeltaCommands(db *cobra.Command, g *globalOptions) {
 	capture := &cobra.Command{Use: "capture", Short: "Install, inspect or remove change capture on the source"}
-	capture.AddCommand(newCaptureInstallCommand(g), newCaptureStatusCommand(g), newCaptureRemoveCommand(g))
+	capture.AddCommand(newCaptureInstallCommand(g), newCaptureStatusCommand(g), newCaptureRemoveCommand(g), newCaptureAddCommand(g))
 	db.AddCommand(capture, newFinalDeltaCommand(g), newImportDeltaCommand(g))
 }
 
@@ -85,8 +86,11 @@ func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time
 	code := ExitOK
 	if err != nil {
 		code = ExitCannotRun
+		var pe *partialError
 		if errors.Is(err, context.Canceled) {
 			code = ExitInterrupted
+		} else if errors.As(err, &pe) {
+			code = ExitPartial
 		}
 	}
 	fields := map[string]any{}
@@ -117,12 +121,13 @@ func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time
 	return err
 }
 
-// CaptureOptions are the flags of db capture install|status|remove.
+// CaptureOptions are the flags of db capture install|status|remove|add.
 type CaptureOptions struct {
 	deltaCommon
 	Exclude     []string
 	AllowNoKey  bool
 	LockTimeout time.Duration
+	PgDump      string
 }
 
 func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
@@ -158,11 +163,12 @@ func newCaptureRemoveCommand(g *globalOptions) *cobra.Command {
 	var opts CaptureOptions
 	cmd := &cobra.Command{
 		Use:   "remove",
-		Short: "Drop the capture triggers and the kwickmig schema (with its change log) from the source",
+		Short: "Drop the capture triggers, the kwickmig schema (with its change log) and the capture role from the source; with --target, the target's delta bookkeeping too",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runCaptureRemove(cmd.Context(), opts, g) },
 	}
 	opts.addSource(cmd)
+	cmd.Flags().StringVar(&opts.Target, "target", "", "also drop the kwickmig schema (applied rounds and batches) from this target database")
 	opts.addOutput(cmd)
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked within this time")
 	return cmd
@@ -226,21 +232,118 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 		} else {
 			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
 		}
-		return st, nil
+		if len(st.Uncaptured) > 0 {
+			fmt.Fprintf(g.stdout, "not captured (created after install): %s\n", strings.Join(st.Uncaptured, ", "))
+		}
+		if len(st.Drift) == 0 {
+			fmt.Fprintln(g.stdout, "schema: unchanged since install")
+			return st, nil
+		}
+		fmt.Fprintln(g.stdout, "schema drift since install; final-delta will refuse to run until it is undone:")
+		for _, d := range st.Drift {
+			fmt.Fprintln(g.stdout, "  "+d)
+		}
+		return st, &partialError{msg: fmt.Sprintf("source: schema drift since capture install: %s", strings.Join(st.Drift, ", "))}
 	})
 }
 
 func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
+	// --target is not read from $KWICKMIG_TARGET_URL here: dropping the
+	// target's bookkeeping is asked for explicitly.
+	target := opts.Target
 	return opts.onSource(ctx, g, "db capture remove", func(src *pgx.Conn) (any, error) {
+		summary := map[string]any{}
 		removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
-		if err == nil {
-			if removed {
-				fmt.Fprintln(g.stdout, "capture removed: triggers, functions and the kwickmig schema dropped from the source")
-			} else {
-				fmt.Fprintln(g.stdout, "capture was not installed; nothing to remove")
-			}
+		summary["removed"] = removed
+		if err != nil {
+			return summary, err
 		}
-		return map[string]any{"removed": removed}, err
+		if removed {
+			fmt.Fprintln(g.stdout, "capture removed: triggers, functions, the kwickmig schema and the capture role dropped from the source")
+		} else {
+			fmt.Fprintln(g.stdout, "capture was not installed on the source; nothing to remove there")
+		}
+		if target == "" {
+			return summary, nil
+		}
+		tgt, err := deltaConnect(ctx, pgutil.Target, target)
+		if err != nil {
+			return summary, err
+		}
+		defer deltaClose(tgt)
+		removed, err = pgdelta.RemoveTarget(ctx, tgt, opts.LockTimeout)
+		summary["target_removed"] = removed
+		if err != nil {
+			return summary, err
+		}
+		if removed {
+			fmt.Fprintln(g.stdout, "target: kwickmig schema (applied rounds and batches) dropped")
+		} else {
+			fmt.Fprintln(g.stdout, "target: no kwickmig schema; nothing to remove there")
+		}
+		return summary, nil
+	})
+}
+
+func newCaptureAddCommand(g *globalOptions) *cobra.Command {
+	var opts CaptureOptions
+	cmd := &cobra.Command{
+		Use:   "add TABLE...",
+		Short: "Bring tables created after install under capture; the next delta round creates them on the target with their rows",
+		Long: `Each TABLE (schema.table, or table when one schema has it) is locked against
+writers for a moment; in one snapshot its schema is read (pg_dump) and every
+row it holds is logged as an insert, and its capture triggers are created.
+The next final-delta (--target or --out, then import-delta) creates the table
+on the target and applies those rows; later rounds carry its changes. With
+--target the table is created on the target right away.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runCaptureAdd(cmd.Context(), opts, args, g) },
+	}
+	opts.addSource(cmd)
+	opts.addOutput(cmd)
+	cmd.Flags().StringVar(&opts.Target, "target", "", "also create the tables on this target database now")
+	cmd.Flags().BoolVar(&opts.AllowNoKey, "allow-no-key", false, "also add tables without a primary or unique not-null key (full-row matching)")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked within this time")
+	cmd.Flags().StringVar(&opts.PgDump, "pg-dump", "", "pg_dump binary that reads the tables' schema (default: the newest installed)")
+	return cmd
+}
+
+func runCaptureAdd(ctx context.Context, opts CaptureOptions, names []string, g *globalOptions) error {
+	target := opts.Target
+	return opts.onSource(ctx, g, "db capture add", func(src *pgx.Conn) (any, error) {
+		var major int
+		if err := src.QueryRow(ctx, `SELECT current_setting('server_version_num')::int / 10000`).Scan(&major); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		dump := func(ctx context.Context, snap string, tables [][2]string) (string, error) {
+			return pgcopy.TableDDL(ctx, opts.Source, opts.PgDump, major, snap, tables)
+		}
+		res, err := pgdelta.AddTables(ctx, src, names, pgdelta.AddOptions{AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout, DumpDDL: dump})
+		if err != nil {
+			return res, err
+		}
+		if len(res.Already) > 0 {
+			fmt.Fprintf(g.stdout, "already captured: %s\n", strings.Join(res.Already, ", "))
+		}
+		if len(res.Added) == 0 {
+			return res, nil
+		}
+		fmt.Fprintf(g.stdout, "capture added on %s: %s (%d rows logged for the next delta round)\n",
+			deltaPlural(len(res.Added), "table"), strings.Join(res.Added, ", "), res.Rows)
+		if target == "" {
+			fmt.Fprintln(g.stdout, "next: final-delta (--target, or --out and import-delta) creates them on the target and copies their rows")
+			return res, nil
+		}
+		tgt, err := deltaConnect(ctx, pgutil.Target, target)
+		if err != nil {
+			return res, err
+		}
+		defer deltaClose(tgt)
+		if err := pgdelta.CreateAddedTables(ctx, src, tgt); err != nil {
+			return res, err
+		}
+		fmt.Fprintln(g.stdout, "target: tables created; the next final-delta copies their rows")
+		return res, nil
 	})
 }
 
@@ -249,10 +352,11 @@ type DeltaOptions struct {
 	deltaCommon
 	S3            s3Options // for s3:// --out / --in
 	Out           string
-	In            string
+	In            []string
 	BatchRows     int
 	SkipSequences bool
 	LockTimeout   time.Duration
+	NoRefreshMV   bool
 }
 
 func newFinalDeltaCommand(g *globalOptions) *cobra.Command {
@@ -274,6 +378,7 @@ shrink the backlog, and once more after the application has stopped writing.`,
 	cmd.Flags().IntVar(&opts.BatchRows, "batch-rows", 5000, "changes per target transaction (and per batch file)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
+	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -288,9 +393,10 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 	}
 	opts.addTarget(cmd)
 	opts.addOutput(cmd)
-	cmd.Flags().StringVar(&opts.In, "in", "", "DIR or s3://BUCKET/PREFIX written by final-delta --out")
+	cmd.Flags().StringArrayVar(&opts.In, "in", nil, "DIR or s3://BUCKET/PREFIX written by final-delta --out (repeatable: rounds may sit in several locations)")
 	cmd.Flags().BoolVar(&opts.SkipSequences, "skip-sequences", false, "do not set the target's sequences")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
+	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -314,7 +420,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		return err
 	}
 	defer deltaClose(src)
-	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger}
+	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger}
 	var res pgdelta.Result
 	if opts.Out != "" {
 		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
@@ -338,20 +444,25 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 	if err := opts.resolve(false, true); err != nil {
 		return err
 	}
-	if opts.In == "" {
+	if len(opts.In) == 0 {
 		return usageErrorf("--in is required")
 	}
 	started := time.Now()
-	in, err := openBatchStore(ctx, opts.In, &opts.S3)
-	if err != nil {
-		return err
+	var stores []pgdelta.BatchStore
+	for _, loc := range opts.In {
+		st, err := openBatchStore(ctx, loc, &opts.S3)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, st)
 	}
+	in := pgdelta.Stores(stores...)
 	tgt, err := deltaConnect(ctx, pgutil.Target, opts.Target)
 	if err != nil {
 		return err
 	}
 	defer deltaClose(tgt)
-	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, Logger: g.logger})
+	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger})
 	printDeltaResult(g, res, false)
 	return opts.finish(g, "db import-delta", started, res, err)
 }

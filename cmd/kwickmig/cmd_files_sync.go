@@ -19,6 +19,8 @@ import (
 
 // FilesSyncOptions are the flags of `kwickmig files sync`.
 type FilesSyncOptions struct {
+	RebuildCheckpoint bool // see cmd_files_rebuild.go
+
 	Src            string
 	Dst            string
 	Checkpoint     string
@@ -32,6 +34,10 @@ type FilesSyncOptions struct {
 	Exclude        []string
 	Report         string
 	Multipart      int64
+	MaxDelete      string
+	AcceptChange   bool
+	OutageTimeout  time.Duration
+	MaxMemory      int64
 	S3             s3Options
 }
 
@@ -45,11 +51,16 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
 	f.BoolVar(&o.Delete, "delete", false, "delete objects whose source files are gone (and their records)")
 	f.BoolVar(&o.Checksum, "checksum", false, "decide by content hash (reads every recorded file) instead of size/mtime/ctime/inode")
+	f.BoolVar(rebuildCheckpointFlag(o))
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
 	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
+	f.StringVar(&o.MaxDelete, "max-delete", "", "with --delete: refuse (delete nothing, exit 1) when more than N objects or P% of the recorded files would go (default: the larger of 100 and 1%)")
+	f.BoolVar(&o.AcceptChange, "accept-source-change", false, "adopt a source root that is another filesystem, mount or directory than the checkpoint recorded, or is empty (default: refuse, exit 1)")
+	f.DurationVar(&o.OutageTimeout, "outage-timeout", 10*time.Minute, "how long the endpoint may stay unreachable (the run pauses and probes it) before the run stops with exit 1")
+	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
 	o.S3.AddFlags(f)
 }
 
@@ -91,10 +102,22 @@ func (o *FilesSyncOptions) validate() error {
 	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
+	if _, err := ksync.ParseDeleteLimit(o.MaxDelete); err != nil {
+		return usageErrorf("%v", err)
+	}
+	if o.MaxDelete != "" && !o.Delete {
+		return usageErrorf("--max-delete only applies with --delete")
+	}
+	if o.OutageTimeout <= 0 {
+		return usageErrorf("--outage-timeout %s: want a positive duration like 10m", o.OutageTimeout)
+	}
 	return nil
 }
 
 func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) error {
+	if o.RebuildCheckpoint {
+		return runRebuildCheckpoint(ctx, o, g)
+	}
 	started := time.Now()
 	if err := o.validate(); err != nil {
 		return err
@@ -132,16 +155,32 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		}
 	}
 
+	limit, _ := ksync.ParseDeleteLimit(o.MaxDelete)
+	var warnings []string
+	if o.Delete && !o.DryRun {
+		// A deletion on a bucket without versioning cannot be undone: say
+		// so once, without failing (the bucket policy is not ours to set).
+		if on, err := store.Versioned(ctx); err == nil && !on {
+			warnings = append(warnings, fmt.Sprintf("bucket %s has no versioning: objects deleted by --delete cannot be recovered", store.Bucket()))
+		} else if err != nil {
+			warnings = append(warnings, fmt.Sprintf("bucket %s: could not read its versioning state (%v): deletions may not be recoverable", store.Bucket(), err))
+		}
+	}
 	spin := report.NewSpinner(g.stderr, g.logger, "files sync", 5)
 	syncer := ksync.New(store, cp, ksync.Options{
-		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers,
+		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
+		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
 		Progress: func(c ksync.Counters) {
 			secs := max(c.Elapsed.Seconds(), 0.001)
-			spin.Update(c.Scanned, fmt.Sprintf("scanned %d  uploaded %d (%s)  %.0f files/s  %.1f MB/s  unchanged %d  errors %d  queue %d",
+			outage := ""
+			if !c.OutageSince.IsZero() {
+				outage = fmt.Sprintf("  ENDPOINT UNREACHABLE since %s (paused, probing)", c.OutageSince.Format(time.TimeOnly))
+			}
+			spin.Update(c.Scanned, fmt.Sprintf("scanned %d  uploaded %d (%s)  %.0f files/s  %.1f MB/s  unchanged %d  errors %d  queue %d%s",
 				c.Scanned, c.Uploaded, report.Bytes(c.BytesUploaded), float64(c.Uploaded)/secs,
-				float64(c.BytesUploaded)/secs/1e6, c.Unchanged, c.Failed, c.Queued),
+				float64(c.BytesUploaded)/secs/1e6, c.Unchanged, c.Failed, c.Queued, outage),
 				"scanned", c.Scanned, "uploaded", c.Uploaded, "bytes", c.BytesUploaded,
 				"files_per_s", int(float64(c.Uploaded)/secs), "unchanged", c.Unchanged,
 				"failed", c.Failed, "queue", c.Queued, "throttles", c.Throttles)
@@ -150,6 +189,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	res, runErr := syncer.Run(ctx)
 	spin.Done()
 	res.Destination = o.Dst
+	res.Warnings = append(res.Warnings, warnings...)
 	printFilesSyncSummary(g, res)
 
 	exit := ExitOK
@@ -217,6 +257,8 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 		{"gone from source", fmt.Sprint(r.FilesMissing)},
 		{"skipped", fmt.Sprint(r.FilesSkipped)},
 		{"failed", fmt.Sprint(r.FilesFailed)},
+		{"deletions refused", fmt.Sprint(r.DeletionsRefused)},
+		{"endpoint outages", fmt.Sprint(r.Outages)},
 		{"throttle events", fmt.Sprint(r.Throttles)},
 		{"duration", fmt.Sprintf("%.1fs", r.DurationSeconds)},
 	}
@@ -228,7 +270,9 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 	}
 	for _, p := range r.MissingOnSource {
 		verb := "gone from source (kept; --delete removes it)"
-		if r.DryRun && r.FilesDeleted > 0 {
+		if r.DeletionsRefused > 0 {
+			verb = "gone from source (NOT deleted: more than --max-delete)"
+		} else if r.DryRun && r.FilesDeleted > 0 {
 			verb = "would delete"
 		} else if r.FilesDeleted > 0 {
 			verb = "deleted"
@@ -240,5 +284,8 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 	}
 	if r.FailuresTruncated > 0 {
 		fmt.Fprintf(w, "... and %d more failures\n", r.FailuresTruncated)
+	}
+	for _, m := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", m)
 	}
 }

@@ -28,6 +28,7 @@ type syncReport struct {
 	FilesSkipped   int64 `json:"files_skipped"`
 	BytesUploaded  int64 `json:"bytes_uploaded"`
 	Throttles      int64 `json:"throttle_events"`
+	Outages        int   `json:"outages"`
 	Failures       []struct {
 		Path, Reason string
 	} `json:"failures"`

@@ -24,22 +24,27 @@ func addVerifyCommands(root *cobra.Command, g *globalOptions) {
 }
 
 // openVerifyCheckpoint opens the checkpoint if it exists (verify never
-// creates one): it classifies file differences and receives the run record.
-// A checkpoint that cannot be opened (a files sync running right now holds
-// it) is left out with a warning: verification itself does not need it.
-func openVerifyCheckpoint(g *globalOptions, path string) *checkpoint.DB {
+// creates one) for verify db and verify refs, which only append their run
+// record to it. One in use (a files sync running on the shared file) is left
+// out with a warning: verification itself does not need it. A damaged one
+// stops the run (one line, exit 1): nothing that opens a checkpoint passes
+// over damage silently. verify files has its own, stricter opener.
+func openVerifyCheckpoint(g *globalOptions, path string) (*checkpoint.DB, error) {
 	if path == "" {
-		return nil
+		return nil, nil
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	cp, err := checkpoint.Open(path)
-	if err != nil {
-		g.logger.Warn("checkpoint not used: changes since the last sync count as differences, and this run is not recorded", "err", err)
-		return nil
+	if errors.Is(err, checkpoint.ErrDamaged) {
+		return nil, err
 	}
-	return cp
+	if err != nil {
+		g.logger.Warn("checkpoint not used: this run is not recorded", "err", err)
+		return nil, nil
+	}
+	return cp, nil
 }
 
 // recordVerifyRun appends the run to the checkpoint's history (for

@@ -76,7 +76,10 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if err := o.validate(); err != nil {
 		return err
 	}
-	cp := openVerifyCheckpoint(g, o.Checkpoint)
+	cp, err := openVerifyCheckpoint(g, o.Checkpoint)
+	if err != nil {
+		return err
+	}
 	if cp != nil {
 		defer cp.Close()
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
 	"github.com/kwick/kwickmig/internal/source"
@@ -26,6 +27,7 @@ type VerifyFilesOptions struct {
 	Sample         float64
 	Report         string
 	Checkpoint     string
+	NoCheckpoint   bool
 	Concurrency    int
 	Walkers        int
 	FollowSymlinks bool
@@ -34,6 +36,8 @@ type VerifyFilesOptions struct {
 	Include        []string
 	Exclude        []string
 	S3             s3Options
+
+	checkpointGiven bool // --checkpoint was on the command line
 }
 
 func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
@@ -44,7 +48,8 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Deep, "deep", false, "also download every object and compare bytes (see --sample)")
 	f.Float64Var(&o.Sample, "sample", 100, "with --deep: compare bytes for this random percentage of files")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "files sync checkpoint: tells changes since the last sync from real mismatches (used if it exists)")
+	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "files sync checkpoint: tells changes since the last sync from real mismatches (the default is used if it exists; one that cannot be read stops the run)")
+	f.BoolVar(&o.NoCheckpoint, "no-checkpoint", false, "verify without the checkpoint (files changed since the last sync then count as differences)")
 	f.IntVar(&o.Concurrency, "concurrency", 32, "checksum/download workers")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (as files sync --follow-symlinks)")
@@ -61,7 +66,10 @@ func newVerifyFilesCommand(g *globalOptions) *cobra.Command {
 		Use:   "files --src DIR --dst s3://BUCKET[/PREFIX]",
 		Short: "Compare the source tree with the bucket: missing, extra, size (--checksum, --deep: content)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runVerifyFiles(cmd.Context(), o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.checkpointGiven = cmd.Flags().Changed("checkpoint")
+			return runVerifyFiles(cmd.Context(), o, g)
+		},
 	}
 	o.AddFlags(cmd)
 	return cmd
@@ -106,7 +114,10 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
-	cp := openVerifyCheckpoint(g, o.Checkpoint)
+	cp, err := o.openCheckpoint()
+	if err != nil {
+		return err
+	}
 	if cp != nil {
 		defer cp.Close()
 		src, _ := filepath.Abs(o.Src)
@@ -166,6 +177,32 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	return nil
 }
 
+// openCheckpoint opens the checkpoint verify files was given or found.
+// Without it every file changed since the last sync is reported as a
+// mismatch (thousands of false MISSING while a sync runs), so one that
+// exists but cannot be read stops the run; --no-checkpoint (or
+// an empty --checkpoint) goes without on purpose. Verify never creates one.
+func (o *VerifyFilesOptions) openCheckpoint() (*checkpoint.DB, error) {
+	if o.NoCheckpoint || o.Checkpoint == "" {
+		return nil, nil
+	}
+	if _, err := os.Lstat(o.Checkpoint); errors.Is(err, os.ErrNotExist) {
+		if o.checkpointGiven {
+			return nil, fmt.Errorf("checkpoint %s does not exist (give the sync's --checkpoint, or --no-checkpoint to verify without one)", o.Checkpoint)
+		}
+		return nil, nil
+	}
+	cp, err := checkpoint.Open(o.Checkpoint)
+	switch {
+	case err == nil:
+		return cp, nil
+	case errors.Is(err, checkpoint.ErrInUse):
+		return nil, fmt.Errorf("checkpoint %s is in use: a files sync is running on it; verify after it finishes "+
+			"(or --no-checkpoint: files it changes meanwhile then count as differences)", o.Checkpoint)
+	}
+	return nil, err
+}
+
 var fileKindLabels = []struct{ kind, label string }{
 	{verify.KindMissing, "missing in bucket"},
 	{verify.KindExtra, "extra in bucket"},
@@ -205,6 +242,9 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 	if r.NoStoredSum > 0 {
 		rows = append(rows, []string{"no stored checksum", fmt.Sprintf("%d (compared byte for byte)", r.NoStoredSum)})
 	}
+	if len(r.ComparedBy) > 0 {
+		rows = append(rows, []string{"compared by", comparedBy(r)})
+	}
 	if r.Skipped > 0 {
 		rows = append(rows, []string{"skipped", fmt.Sprintf("%d (symlinks, FIFOs, sockets, devices)", r.Skipped)})
 	}
@@ -227,4 +267,20 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 	if r.OK() {
 		fmt.Fprintln(w, "OK: every file is in the bucket"+map[bool]string{true: " with the same bytes", false: " with the same size"}[r.Mode != "size"])
 	}
+}
+
+// comparedBy renders how the contents were compared, in a fixed order, e.g.
+// "crc32c 120, crc32c-composite 3 (part sizes from the object)".
+func comparedBy(r *verify.FilesResult) string {
+	var parts []string
+	for _, m := range []string{verify.MethodETagMD5, verify.MethodCRC32C, verify.MethodComposite, verify.MethodCRC64NVME, verify.MethodSHA256, verify.MethodBytes} {
+		if n := r.ComparedBy[m]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", m, n))
+		}
+	}
+	s := strings.Join(parts, ", ")
+	if r.StoredSumWrong > 0 {
+		s += fmt.Sprintf("; %d stored checksums disagreed while the bytes matched", r.StoredSumWrong)
+	}
+	return s
 }

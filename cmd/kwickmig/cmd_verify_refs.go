@@ -81,7 +81,10 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 		return err
 	}
 	defer conn.Close(context.Background())
-	cp := openVerifyCheckpoint(g, o.Checkpoint)
+	cp, err := openVerifyCheckpoint(g, o.Checkpoint)
+	if err != nil {
+		return err
+	}
 	if cp != nil {
 		defer cp.Close()
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -19,6 +20,9 @@ type s3Options struct {
 	ClientCert  string
 	ClientKey   string
 	MaxRPS      float64
+	// RequestTimeout: response-header timeout and base of each attempt's
+	// deadline (s3store.Options.RequestTimeout).
+	RequestTimeout time.Duration
 }
 
 func (o *s3Options) AddFlags(f *pflag.FlagSet) {
@@ -28,6 +32,8 @@ func (o *s3Options) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.CABundle, "ca-bundle", "", "PEM file of CA certificates to trust for the endpoint")
 	f.StringVar(&o.ClientCert, "client-cert", "", "PEM client certificate for endpoints that require mutual TLS")
 	f.StringVar(&o.ClientKey, "client-key", "", "PEM private key for --client-cert")
+	f.DurationVar(&o.RequestTimeout, "request-timeout", s3store.DefaultRequestTimeout,
+		"how long to wait for the endpoint to answer a request (each attempt may also take 4s more per MiB of body it sends)")
 	f.Float64Var(&o.MaxRPS, "max-rps", 0, "cap on S3 requests per second (0: none; throttling lowers the rate adaptively anyway)")
 }
 
@@ -38,10 +44,14 @@ func (o *s3Options) open(ctx context.Context, url string, concurrency int, multi
 	if (o.ClientCert == "") != (o.ClientKey == "") {
 		return nil, usageErrorf("--client-cert and --client-key go together")
 	}
+	if o.RequestTimeout <= 0 {
+		return nil, usageErrorf("--request-timeout %s: want a positive duration such as 60s", o.RequestTimeout)
+	}
 	st, err := s3store.New(ctx, s3store.Options{
 		URL: url, EndpointURL: o.EndpointURL, Region: o.Region, Profile: o.Profile,
 		CABundle: o.CABundle, ClientCert: o.ClientCert, ClientKey: o.ClientKey,
-		Concurrency: concurrency, Pacer: pacer, MultipartThreshold: multipart, PartSize: min(max(multipart, 5<<20), 16<<20),
+		RequestTimeout: o.RequestTimeout,
+		Concurrency:    concurrency, Pacer: pacer, MultipartThreshold: multipart, PartSize: min(max(multipart, 5<<20), 16<<20),
 		// Escape hatch: send every PutObject through the SDK's full stack.
 		DisableFastPut: os.Getenv("KWICKMIG_DISABLE_FAST_PUT") != "",
 	})

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -40,71 +39,13 @@ var (
 // to another source/destination pairing.
 var ErrMismatch = errors.New("checkpoint belongs to another pairing")
 
+// errNewer: the file is intact but written by a newer release.
+var errNewer = errors.New("checkpoint is newer than this kwickmig")
+
 // DB is an open checkpoint.
 type DB struct {
 	bolt *bolt.DB
 	path string
-}
-
-// Open opens or creates the checkpoint at path. A second process opening the
-// same file waits up to 2 s and then fails with a clear error (bbolt holds an
-// exclusive file lock), so two syncs can never interleave their records.
-func Open(path string) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("checkpoint %s is in use by another kwickmig process (commands that run at the same time need separate --checkpoint files)", path)
-		}
-		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
-	}
-	db := &DB{bolt: b, path: path}
-	if err := db.init(); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-// OpenReadOnly opens an existing checkpoint without creating or changing it
-// (for --dry-run and reports).
-func OpenReadOnly(path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
-	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
-	}
-	db := &DB{bolt: b, path: path}
-	err = b.View(func(tx *bolt.Tx) error { return checkVersion(tx.Bucket(bucketMeta)) })
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if meta.Get([]byte("version")) == nil {
-			if err := meta.Put([]byte("version"), []byte(strconv.Itoa(Version))); err != nil {
-				return err
-			}
-		}
-		if err := checkVersion(meta); err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketFiles, bucketRuns} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 func checkVersion(meta *bolt.Bucket) error {
@@ -116,7 +57,7 @@ func checkVersion(meta *bolt.Bucket) error {
 		return fmt.Errorf("checkpoint has an unreadable version %q", meta.Get([]byte("version")))
 	}
 	if v > Version {
-		return fmt.Errorf("checkpoint layout version %d is newer than this kwickmig (%d): upgrade kwickmig", v, Version)
+		return fmt.Errorf("%w: layout version %d, this kwickmig writes %d: upgrade kwickmig", errNewer, v, Version)
 	}
 	return nil
 }
@@ -134,7 +75,7 @@ func (db *DB) Close() error { return db.bolt.Close() }
 // the wrong pairing. Identities must not contain secrets.
 func (db *DB) Bind(section, identity string) error {
 	key := []byte("bind/" + section)
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		old := meta.Get(key)
 		if old == nil {
@@ -151,7 +92,7 @@ func (db *DB) Bind(section, identity string) error {
 // Bound returns the identity a section is bound to, or "".
 func (db *DB) Bound(section string) (string, error) {
 	var id string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(bucketMeta).Get([]byte("bind/" + section)))
 		return nil
 	})
@@ -164,7 +105,7 @@ func (db *DB) PutJSON(section, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(section))
 		if err != nil {
 			return err
@@ -176,7 +117,7 @@ func (db *DB) PutJSON(section, key string, v any) error {
 // GetJSON loads section/key into v. It reports false if absent.
 func (db *DB) GetJSON(section, key string, v any) (bool, error) {
 	var data []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(section)); b != nil {
 			if d := b.Get([]byte(key)); d != nil {
 				data = append([]byte(nil), d...)
@@ -193,18 +134,18 @@ func (db *DB) GetJSON(section, key string, v any) (bool, error) {
 // ForEachJSON calls fn for every key of a section in key order. raw is only
 // valid during the call.
 func (db *DB) ForEachJSON(section string, fn func(key string, raw []byte) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(section))
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+		return b.ForEach(func(k, v []byte) error { return callOut(func() error { return fn(string(k), v) }) })
 	})
 }
 
 // Delete removes section/key; absent keys are not an error.
 func (db *DB) Delete(section, key string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(section)); b != nil {
 			return b.Delete([]byte(key))
 		}
@@ -214,7 +155,7 @@ func (db *DB) Delete(section, key string) error {
 
 // DeleteSection removes a whole section and its binding.
 func (db *DB) DeleteSection(section string) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err
 		}
@@ -237,7 +178,7 @@ func (db *DB) AppendRun(r RunRecord) error {
 	if err != nil {
 		return err
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -249,13 +190,13 @@ func (db *DB) AppendRun(r RunRecord) error {
 
 // Runs calls fn for each run record, oldest first.
 func (db *DB) Runs(fn func(RunRecord) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(_, v []byte) error {
 			var r RunRecord
 			if err := json.Unmarshal(v, &r); err != nil {
-				return err
+				return damaged(db.path, fmt.Sprintf("run record: %v", err))
 			}
-			return fn(r)
+			return callOut(func() error { return fn(r) })
 		})
 	})
 }

@@ -109,16 +109,16 @@ type DirEntry struct {
 // ListDir calls fn for every recorded child of dir, in name order.
 func (db *DB) ListDir(dir string, fn func(DirEntry) error) error {
 	prefix := fileKey(dir, "")
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketFiles).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			e := DirEntry{Name: string(k[len(prefix):])}
 			if bytes.Equal(v, dirMarker) {
 				e.IsDir = true
 			} else if err := e.Rec.unmarshal(v); err != nil {
-				return fmt.Errorf("checkpoint record %q: %w", k, err)
+				return damaged(db.path, fmt.Sprintf("record %q: %v", k, err))
 			}
-			if err := fn(e); err != nil {
+			if err := callOut(func() error { return fn(e) }); err != nil {
 				return err
 			}
 		}
@@ -156,13 +156,16 @@ func (db *DB) WalkRecorded(rel string, fn func(rel string, rec FileRecord) error
 func (db *DB) Lookup(rel string) (FileRecord, bool, error) {
 	var r FileRecord
 	found := false
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketFiles).Get(fileKey(splitRel(rel)))
 		if v == nil || bytes.Equal(v, dirMarker) {
 			return nil
 		}
 		found = true
-		return r.unmarshal(v)
+		if err := r.unmarshal(v); err != nil {
+			return damaged(db.path, fmt.Sprintf("record %q: %v", rel, err))
+		}
+		return nil
 	})
 	return r, found, err
 }
@@ -170,7 +173,7 @@ func (db *DB) Lookup(rel string) (FileRecord, bool, error) {
 // CountFiles returns the number of recorded files (for reports).
 func (db *DB) CountFiles() (int, error) {
 	n := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFiles).ForEach(func(_, v []byte) error {
 			if !bytes.Equal(v, dirMarker) {
 				n++
@@ -211,7 +214,7 @@ func (db *DB) ApplyFileOps(ops []FileOp) error {
 		}
 		return strings.Compare(a.Rel, b.Rel)
 	})
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFiles)
 		// Records arrive roughly in key order (directory by directory), so
 		// split pages can be filled: a third smaller file than the default 50%.

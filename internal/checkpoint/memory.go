@@ -16,7 +16,7 @@ import (
 // mapping) after every read transaction has ended, so the range advised here
 // is the live mapping and never memory the runtime could have reused.
 func (db *DB) DropCachedPages() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		info := db.bolt.Info()
 		size := int(tx.Size()) // <= the file size <= the mapping's size
 		if info.Data == 0 || size <= 0 {

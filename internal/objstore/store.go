@@ -19,8 +19,30 @@ type ObjectInfo struct {
 	Size     int64
 	ETag     string // without quotes
 	Modified time.Time
-	Checksum string // "crc32c:<base64>" or "sha256:<base64>" when the store has one, else ""
+	Checksum string // "crc32c:<base64>", "crc64nvme:<base64>" or "sha256:<base64>" when the store has one, else ""
+	// ChecksumType says what Checksum covers: ChecksumFullObject (the whole
+	// object's bytes), ChecksumComposite (a checksum of the parts' checksums,
+	// written "<base64>-<parts>") or "" when the store did not say.
+	ChecksumType string
+	// Parts is the number of parts of a multipart object when the store
+	// reports it (0: unknown or not multipart).
+	Parts    int
 	Metadata map[string]string
+}
+
+// Checksum types (S3's x-amz-checksum-type).
+const (
+	ChecksumFullObject = "FULL_OBJECT"
+	ChecksumComposite  = "COMPOSITE"
+)
+
+// PartHeader is implemented by stores that can describe one part of a
+// multipart object (S3: HeadObject with partNumber). verify files uses it
+// to learn the part sizes of objects that only carry a composite checksum.
+type PartHeader interface {
+	// HeadPart returns the size of part n (1-based) of key and the object's
+	// number of parts (1 for an object uploaded in one piece).
+	HeadPart(ctx context.Context, key string, n int) (size int64, parts int, err error)
 }
 
 // PutOptions carry per-object attributes.
@@ -30,7 +52,10 @@ type PutOptions struct {
 	Metadata map[string]string
 	// CRC32C, when non-zero length, is the base64 CRC32C of the body; the
 	// store sends it so the server rejects corrupted bytes. If empty the
-	// store computes one itself.
+	// store computes one itself. Objects uploaded in parts (above the
+	// store's multipart threshold) carry it too, as a full-object CRC32C
+	// (not a checksum of the parts' checksums), so a stored checksum always
+	// compares with the whole file's CRC32C.
 	CRC32C string
 }
 

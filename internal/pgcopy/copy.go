@@ -106,13 +106,22 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	}()
 	var matviews []string
 	if !opts.DataOnly {
+		if !state.PreDataDone || !state.PostDataDone {
+			acl, owners, err := opts.sourceRoles(ctx, coord.conn, tables, excluded)
+			if err != nil {
+				return err
+			}
+			if err := checkRoles(ctx, dst, acl, owners); err != nil {
+				return err
+			}
+		}
 		dump, err := findPgDump(opts.PgDump, coord.major)
 		if err != nil {
 			return err
 		}
-		args := dumpArgs{snapshotID: coord.snapshotID, exclude: excluded}
+		args := dumpArgs{snapshotID: coord.snapshotID, exclude: excluded, noPrivileges: opts.NoPrivileges, owners: opts.Owners}
 		if len(opts.Tables) > 0 {
-			args = dumpArgs{snapshotID: coord.snapshotID, include: tables}
+			args.include, args.exclude = tables, nil
 		} else if matviews, err = listMatviews(ctx, coord.conn); err != nil {
 			return err
 		}
@@ -121,10 +130,10 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 			return err
 		}
 		if !state.PostDataDone {
-			post = newPostPhase(opts, ck, sectionCopy, parseScript(texts[1]))
+			post = newPostPhase(opts, ck, sectionCopy, opts.schemaScript(texts[1]))
 		}
 		if !state.PreDataDone {
-			if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(texts[0]), len(opts.Tables) > 0, opts.Resume, reset); err != nil {
+			if err := createSchema(ctx, opts.TargetURL, dst, tables, opts.schemaScript(texts[0]), len(opts.Tables) > 0, opts.Resume, reset); err != nil {
 				return err
 			}
 			state.PreDataDone = true
@@ -135,13 +144,24 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		}
 	}
 
+	var units map[*Table]unit
 	if !opts.SchemaOnly {
 		if err := planParts(ck, sectionCopy, tables, opts.SplitLargerThan, coord.blockSize, opts.Resume); err != nil {
 			return err
 		}
-		l := &loader{ck: ck, section: sectionCopy, freeze: !opts.DataOnly}
+		l := &loader{ck: ck, section: sectionCopy, freeze: !opts.DataOnly, snapshot: coord.snapshot}
 		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
 			return err
+		}
+		if units, err = partitionRoots(ctx, coord.conn, tables); err != nil {
+			return err
+		}
+		redone, err := l.settleUnits(ctx, dst, tables, units, state.Baseline)
+		if err != nil {
+			return err
+		}
+		for _, t := range redone {
+			log.Warn("resume: reloading table whole, its finished parts are from an earlier snapshot", "table", t)
 		}
 		truncated, err := checkTargets(ctx, dst, tables, opts.Resume)
 		if err != nil {
@@ -167,6 +187,9 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		res.Sequences = len(seqs)
 		state.DataDone = true
 		if err := putState(ck, sectionCopy, state); err != nil {
+			return err
+		}
+		if res.tableSnapshots, err = unitSnapshots(tables, units, state.Baseline); err != nil {
 			return err
 		}
 	}

@@ -23,19 +23,23 @@ const manifestKey = "manifest.json"
 
 // Manifest describes an export: what db import needs and checks.
 type Manifest struct {
-	Version          int              `json:"version"`
-	Created          time.Time        `json:"created"`
-	Source           ManifestSource   `json:"source"`
-	Snapshot         string           `json:"snapshot"` // pg_current_snapshot() in the export's snapshot: tick 0
-	SnapshotID       string           `json:"snapshot_id"`
-	CaptureInstalled bool             `json:"capture_installed"` // change capture was on before the snapshot
-	PreData          *FileEntry       `json:"pre_data,omitempty"`
-	PostData         *FileEntry       `json:"post_data,omitempty"`
-	Matviews         []string         `json:"materialized_views,omitempty"`
-	TableFilter      []string         `json:"table_filter,omitempty"` // --table given to the export
-	Tables           []ManifestTable  `json:"tables"`
-	Sequences        []*Sequence      `json:"sequences"`
-	Totals           ManifestTotalRow `json:"totals"`
+	Version          int            `json:"version"`
+	Created          time.Time      `json:"created"`
+	Source           ManifestSource `json:"source"`
+	Snapshot         string         `json:"snapshot"` // pg_current_snapshot() in the export's snapshot: tick 0
+	SnapshotID       string         `json:"snapshot_id"`
+	CaptureInstalled bool           `json:"capture_installed"` // change capture was on before the snapshot
+	PreData          *FileEntry     `json:"pre_data,omitempty"`
+	PostData         *FileEntry     `json:"post_data,omitempty"`
+	Matviews         []string       `json:"materialized_views,omitempty"`
+	TableFilter      []string       `json:"table_filter,omitempty"` // --table given to the export
+	// ACLRoles are the roles the schema's privileges name, OwnerRoles the
+	// owners (export --owners): import checks the target has them.
+	ACLRoles   []string         `json:"acl_roles,omitempty"`
+	OwnerRoles []string         `json:"owner_roles,omitempty"`
+	Tables     []ManifestTable  `json:"tables"`
+	Sequences  []*Sequence      `json:"sequences"`
+	Totals     ManifestTotalRow `json:"totals"`
 }
 
 // ManifestSource identifies the exported database (no secrets).
@@ -128,13 +132,16 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 		return err
 	}
 	if !opts.DataOnly {
+		if man.ACLRoles, man.OwnerRoles, err = opts.sourceRoles(ctx, coord.conn, tables, excluded); err != nil {
+			return err
+		}
 		dump, err := findPgDump(opts.PgDump, coord.major)
 		if err != nil {
 			return err
 		}
-		args := dumpArgs{snapshotID: coord.snapshotID, exclude: excluded}
+		args := dumpArgs{snapshotID: coord.snapshotID, exclude: excluded, noPrivileges: opts.NoPrivileges, owners: opts.Owners}
 		if len(opts.Tables) > 0 {
-			args = dumpArgs{snapshotID: coord.snapshotID, include: tables}
+			args.include, args.exclude = tables, nil
 		} else if man.Matviews, err = listMatviews(ctx, coord.conn); err != nil {
 			return err
 		}

@@ -117,14 +117,23 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		if err != nil {
 			return err
 		}
-		post = newPostPhase(opts, ck, sectionImport, parseScript(string(text)))
+		post = newPostPhase(opts, ck, sectionImport, opts.schemaScript(string(text)))
+	}
+	if !opts.DataOnly && (!state.PreDataDone || !state.PostDataDone) {
+		acl := man.ACLRoles
+		if opts.NoPrivileges {
+			acl = nil
+		}
+		if err := checkRoles(ctx, dst, acl, man.OwnerRoles); err != nil {
+			return err
+		}
 	}
 	if man.PreData != nil && !opts.DataOnly && !state.PreDataDone {
 		text, err := readSmall(ctx, st, *man.PreData)
 		if err != nil {
 			return err
 		}
-		if err := createSchema(ctx, opts.TargetURL, dst, tables, parseScript(string(text)), len(man.TableFilter) > 0, opts.Resume, reset); err != nil {
+		if err := createSchema(ctx, opts.TargetURL, dst, tables, opts.schemaScript(string(text)), len(man.TableFilter) > 0, opts.Resume, reset); err != nil {
 			return err
 		}
 		state.PreDataDone = true
@@ -134,7 +143,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		log.Info("schema created (pre-data)", "tables", len(tables))
 	}
 	if !opts.SchemaOnly {
-		l := &loader{ck: ck, section: sectionImport, freeze: !opts.DataOnly}
+		l := &loader{ck: ck, section: sectionImport, freeze: !opts.DataOnly, snapshot: man.Snapshot}
 		if err := l.reconcile(ctx, dst, tables, opts.Resume); err != nil {
 			return err
 		}

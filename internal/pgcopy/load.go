@@ -19,11 +19,14 @@ import (
 // pg_xact_status(Xid) on the target tells whether the part was committed,
 // so a part is never loaded twice nor lost, without deleting anything.
 type partState struct {
-	Xid     int64   `json:"xid,omitempty"`
-	Done    bool    `json:"done,omitempty"`
-	Rows    int64   `json:"rows"`
-	Bytes   int64   `json:"bytes"`
-	Seconds float64 `json:"seconds"`
+	Xid  int64 `json:"xid,omitempty"`
+	Done bool  `json:"done,omitempty"`
+	// Snapshot is the source snapshot (pg_current_snapshot text) the part
+	// was read in: a resumed copy reads in a new one (resume.go).
+	Snapshot string  `json:"snapshot,omitempty"`
+	Rows     int64   `json:"rows"`
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // loader loads parts into the target, one transaction per part.
@@ -36,6 +39,8 @@ type loader struct {
 	// without WAL. Only when kwickmig created the tables (not --data-only,
 	// where foreign keys would refuse the TRUNCATE).
 	freeze bool
+	// snapshot is this run's source snapshot, recorded with each part.
+	snapshot string
 }
 
 func (l *loader) put(p *Part) error {
@@ -60,7 +65,7 @@ func (l *loader) load(ctx context.Context, dst *pgx.Conn, p *Part, r io.Reader, 
 	}
 	rollback := func() { _, _ = dst.Exec(context.Background(), "ROLLBACK") }
 	n, _ := strconv.ParseInt(xid, 10, 64)
-	p.state = partState{Xid: n}
+	p.state = partState{Xid: n, Snapshot: l.snapshot}
 	if err := l.put(p); err != nil {
 		rollback()
 		return 0, err
@@ -94,7 +99,7 @@ func (l *loader) load(ctx context.Context, dst *pgx.Conn, p *Part, r io.Reader, 
 
 // done records a committed part.
 func (l *loader) done(p *Part, rows, bytes int64, d time.Duration) error {
-	p.state = partState{Done: true, Rows: rows, Bytes: bytes, Seconds: d.Seconds()}
+	p.state = partState{Done: true, Rows: rows, Bytes: bytes, Seconds: d.Seconds(), Snapshot: l.snapshot}
 	return l.put(p)
 }
 
@@ -124,7 +129,7 @@ func (l *loader) reconcile(ctx context.Context, dst *pgx.Conn, tables []*Table, 
 			case status == nil:
 				redo = true
 			case *status == "committed":
-				p.state = partState{Done: true, Rows: -1}
+				p.state = partState{Done: true, Rows: -1, Snapshot: p.state.Snapshot}
 			case *status == "aborted":
 				p.state = partState{}
 			default:
@@ -135,14 +140,8 @@ func (l *loader) reconcile(ctx context.Context, dst *pgx.Conn, tables []*Table, 
 			}
 		}
 		if redo {
-			if _, err := dst.Exec(ctx, "TRUNCATE ONLY "+t.QName()); err != nil {
-				return fmt.Errorf("target: truncate %s: %s", t.QName(), oneLine(err))
-			}
-			for _, p := range t.Parts {
-				p.state = partState{}
-				if err := l.put(p); err != nil {
-					return err
-				}
+			if err := l.redo(ctx, dst, t); err != nil {
+				return err
 			}
 		}
 	}

@@ -63,6 +63,11 @@ type Options struct {
 	Checkpoint         string
 	Resume             bool
 	NoAnalyze          bool
+	// NoPrivileges leaves GRANTs and default privileges out (privileges.go).
+	NoPrivileges bool
+	// Owners gives objects their source owners (the roles must exist on
+	// the target); without it the migrating role owns everything.
+	Owners bool
 
 	// Export/Import location: a local directory or s3://bucket/prefix.
 	Location string
@@ -172,6 +177,10 @@ type Result struct {
 	// Failures are items the run could not do although it finished (a
 	// sequence it could not set): the command exits 2.
 	Failures []string `json:"failures,omitempty"`
+
+	// tableSnapshots: tables (partition roots) a resumed copy loaded in a
+	// later snapshot than Snapshot (resume.go).
+	tableSnapshots map[[2]string]string
 }
 
 // Summary returns the run's totals for the checkpoint's run history.

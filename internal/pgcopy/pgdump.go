@@ -70,6 +70,8 @@ type dumpArgs struct {
 	snapshotID string
 	include    []*Table // -t (when --table was given)
 	exclude    []*Table // -T
+	// noPrivileges: --no-privileges; owners: keep ALTER … OWNER TO.
+	noPrivileges, owners bool
 }
 
 // section runs pg_dump --schema-only --section=name in the copy's snapshot
@@ -80,9 +82,14 @@ func (d *pgDump) section(ctx context.Context, sourceURL, name string, a dumpArgs
 	if err != nil {
 		return "", err
 	}
-	args := []string{"--schema-only", "--section=" + name, "--no-owner", "--no-privileges",
-		"--no-publications", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
+	args := []string{"--schema-only", "--section=" + name, "--no-publications", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
 		"--exclude-schema=" + captureSchema}
+	if !a.owners {
+		args = append(args, "--no-owner")
+	}
+	if a.noPrivileges {
+		args = append(args, "--no-privileges")
+	}
 	if a.snapshotID != "" {
 		args = append(args, "--snapshot="+a.snapshotID)
 	}

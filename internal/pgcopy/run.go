@@ -197,7 +197,7 @@ func finishPhases(ctx context.Context, opts *Options, ck *checkpoint.DB, section
 			return err
 		}
 	}
-	ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, snapshot, opts.Logger, &res.Warnings)
+	ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, snapshot, res.tableSnapshots, opts.Logger, &res.Warnings)
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,11 @@ func analyzeAll(ctx context.Context, url string, jobs int, qnames []string) erro
 
 // recordBaseline marks the snapshot as delta round 0 on the target when
 // change capture was installed on the source before the snapshot.
-func recordBaseline(ctx context.Context, url string, captureOn bool, snapshot string, log interface {
+//
+// tables are the tables a resumed copy loaded in a later snapshot, recorded
+// first: a baseline without them would let delta rounds apply their
+// changes twice.
+func recordBaseline(ctx context.Context, url string, captureOn bool, snapshot string, tables map[[2]string]string, log interface {
 	Warn(string, ...any)
 	Info(string, ...any)
 }, warnings *[]string) (bool, error) {
@@ -308,6 +312,9 @@ func recordBaseline(ctx context.Context, url string, captureOn bool, snapshot st
 		return false, err
 	}
 	defer conn.Close(context.Background())
+	if err := pgdelta.RecordTableSnapshots(ctx, conn, tables); err != nil {
+		return false, err
+	}
 	if err := pgdelta.RecordBaseline(ctx, conn, snapshot); err != nil {
 		return false, err
 	}

@@ -92,7 +92,9 @@ func keylessStatements(ti *tableInfo, cols, exprs, params, aliases []string) *ta
 		q, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(params, ", "), strings.Join(aliases, ", "))
 	var conds, sets []string
 	for i, c := range cols {
-		conds = append(conds, fmt.Sprintf("x.%s::text IS NOT DISTINCT FROM $%d::text", c, i+1))
+		// The output function's text, as the capture trigger logs it (a cast
+		// to text may differ: booleans, inet, char(n)); NULL stays NULL.
+		conds = append(conds, fmt.Sprintf("CASE WHEN pg_catalog.num_nulls(x.%[1]s) = 0 THEN pg_catalog.format('%%s', x.%[1]s) END IS NOT DISTINCT FROM $%[2]d::text", c, i+1))
 		typ := exprs[i][strings.Index(exprs[i], "::")+2:]
 		sets = append(sets, fmt.Sprintf("%s = $%d::text::%s", c, n+i+1, typ))
 	}
@@ -121,6 +123,10 @@ type applier struct {
 // apply applies rows in tx, with the target's own triggers and foreign
 // keys out of the way.
 func (a *applier) apply(ctx context.Context, tx pgx.Tx, rows []logRow) error {
+	rows, err := a.beforeApply(ctx, tx, rows) // tablesnapshots.go, matviews.go
+	if err != nil {
+		return err
+	}
 	if !a.restricted || len(rows) == 0 {
 		return a.applyRows(ctx, tx, rows)
 	}

@@ -45,6 +45,9 @@ type manifest struct {
 	Tables    []manifestTable `json:"tables"`
 	Parts     []manifestPart  `json:"parts"`
 	Sequences []seqValue      `json:"sequences"`
+	// Partitions of the captured tables at the round's tick (partitions.go).
+	Partitions       []partitionDef `json:"partitions,omitempty"`
+	PartitionsListed bool           `json:"partitions_listed,omitempty"`
 }
 
 type manifestTable struct {
@@ -54,6 +57,9 @@ type manifestTable struct {
 	Key     []string `json:"key"`
 	Logged  []string `json:"logged"`  // columns of a change's data, in order
 	Columns []string `json:"columns"` // all columns on the source
+
+	// DDL creates a table added after install (capture add) on the target.
+	DDL string `json:"ddl,omitempty"`
 }
 
 type manifestPart struct {

@@ -25,7 +25,8 @@ var sourceDDL = []string{
 		table_name  text NOT NULL,
 		key_cols    text[] NOT NULL,
 		cols        text[] NOT NULL,        -- logged columns (not generated), in data order
-		fingerprint text NOT NULL
+		fingerprint text NOT NULL,
+		ddl         text                    -- tables added after install (capture add): their schema, for the target
 	)`,
 	`CREATE TABLE kwickmig.log (
 		id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -46,6 +47,7 @@ var sourceDDL = []string{
 		round    integer,
 		state    text NOT NULL DEFAULT 'taken'  -- taken | applied | exported
 	)`,
+	partitionsDDL,
 	`REVOKE ALL ON SCHEMA kwickmig FROM PUBLIC`,
 }
 
@@ -125,6 +127,10 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	if lt == 0 {
 		lt = 10 * time.Second
 	}
+	role, err := captureRoleName(ctx, source)
+	if err != nil {
+		return res, fmt.Errorf("source: %w", err)
+	}
 	err = pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lt.Milliseconds())); err != nil {
 			return err
@@ -133,6 +139,9 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			if _, err := tx.Exec(ctx, ddl); err != nil {
 				return fmt.Errorf("create kwickmig schema: %w", err)
 			}
+		}
+		if err := createCaptureRole(ctx, tx, role); err != nil {
+			return err
 		}
 		for i, t := range tables {
 			tid := i + 1
@@ -150,7 +159,11 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 				tid, t.OID, t.Schema, t.Name, t.Key, logged, t.Fingerprint); err != nil {
 				return err
 			}
-			for _, stmt := range triggerSQL(tid, t, logged) {
+			forms, err := textForms(ctx, tx.Conn(), t.OID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.display(), err)
+			}
+			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					if isLockTimeout(err) {
 						return fmt.Errorf("could not lock %s within %s (transactions are writing to it); nothing was installed: retry at a quieter moment or raise --lock-timeout",
@@ -167,11 +180,19 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			}
 			res.Tables = append(res.Tables, t.display())
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
+		parts, err := sourcePartitions(ctx, tx.Conn())
+		if err != nil {
+			return err
+		}
+		if err := recordPartitions(ctx, tx, parts); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES
 			('version', '1'),
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
-			('excluded', $1)`, strings.Join(opts.Exclude, "\n"))
+			('excluded', $1),
+			('capture_role', $2)`, strings.Join(opts.Exclude, "\n"), role)
 		return err
 	})
 	if err != nil {
@@ -181,12 +202,12 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 }
 
 // triggerSQL generates the per-table trigger function and triggers. Every
-// identifier is quoted. Values are logged in their text form (the cast to
-// text is the type's output function, as COPY uses), so applying them with
-// casts back to the column types is exact for every type: numeric scale,
-// float NaN/Infinity and -0, json whitespace, jsonb 'null' versus NULL,
-// arrays with bounds, bytea, intervals, enums, domains.
-func triggerSQL(tid int, t table, cols []string) []string {
+// identifier is quoted. Values are logged in their text form, written by
+// each column type's output function (forms), as COPY writes them, so
+// applying them with casts back to the column types is exact for every
+// type: numeric scale, float NaN/Infinity and -0, json whitespace, jsonb
+// 'null' versus NULL, arrays with bounds, bytea, intervals, enums, domains.
+func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
 	textArray := func(rec string, names []string) string {
 		if len(names) == 0 {
@@ -194,7 +215,7 @@ func triggerSQL(tid int, t table, cols []string) []string {
 		}
 		parts := make([]string, len(names))
 		for i, n := range names {
-			parts[i] = fmt.Sprintf("%s.%s::text", rec, pgutil.QuoteIdent(n))
+			parts[i] = forms[n].expr(rec)
 		}
 		return "ARRAY[" + strings.Join(parts, ", ") + "]"
 	}
@@ -205,10 +226,11 @@ func triggerSQL(tid int, t table, cols []string) []string {
 	if len(t.Key) == 0 {
 		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
 	}
-	// SECURITY DEFINER: application roles need no rights on kwickmig. The SET
-	// clauses fix every setting that changes a value's text form, whatever
-	// the writer's session set: shortest-exact floats, ISO dates in UTC,
-	// unambiguous intervals, hex bytea.
+	// SECURITY DEFINER, owned by the capture role: application roles need
+	// no rights on kwickmig, and the function has no rights but inserting
+	// into the log. The SET clauses fix every setting that changes a value's
+	// text form, whatever the writer's session set: shortest-exact floats,
+	// ISO dates in UTC, unambiguous intervals, hex bytea.
 	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET extra_float_digits = 1
@@ -237,6 +259,7 @@ $kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArra
 	q := t.qname()
 	return []string{
 		body,
+		fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role)),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", q, fn),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", q, fn),
 		// ALWAYS: also fire for sessions with session_replication_role = replica.
@@ -295,6 +318,11 @@ type Status struct {
 	// SinceInstall is true before the first delta round: the backlog then
 	// also counts changes the bulk copy already contains.
 	SinceInstall bool `json:"since_install"`
+	// Drift lists what final-delta would refuse to run on, each
+	// "schema.table (why)", from the same check; empty when there is none.
+	Drift []string `json:"drift,omitempty"`
+	// Uncaptured are tables created after install (also in Drift).
+	Uncaptured []string `json:"uncaptured,omitempty"`
 }
 
 // CaptureStatus measures the backlog: log rows not yet applied (direct) or
@@ -311,6 +339,15 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("source: capture status: %w", err)
 	}
+	d, err := sourceDrift(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	gone, err := gonePartitions(ctx, source)
+	if err != nil {
+		return st, err
+	}
+	st.Drift, st.Uncaptured = append(d.Problems, gone...), d.Uncaptured
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err
@@ -345,6 +382,11 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 	if err != nil || !ok {
 		return false, err
 	}
+	// An export (final-delta --out) holds this lock while it reads the log.
+	if err := advisoryLock(ctx, source, "source"); err != nil {
+		return false, err
+	}
+	defer source.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
 	if lockTimeout == 0 {
 		lockTimeout = 10 * time.Second
 	}
@@ -352,13 +394,50 @@ func Remove(ctx context.Context, source *pgx.Conn, lockTimeout time.Duration) (b
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
 			return err
 		}
+		var role string
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT value FROM kwickmig.meta WHERE key = 'capture_role'), '')`).Scan(&role); err != nil {
+			return err
+		}
 		// The triggers depend on the functions in kwickmig, so CASCADE drops
 		// them with the schema, whatever the tables are called by now.
+		if _, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`); err != nil {
+			return err
+		}
+		return dropCaptureRole(ctx, tx, role)
+	})
+	if err != nil {
+		return false, fmt.Errorf("source: capture remove: %w", err)
+	}
+	return true, nil
+}
+
+// RemoveTarget drops the target's kwickmig schema (applied rounds and
+// batches), once the migration is over. It refuses while a delta run holds
+// the target. Removing what is not there is not an error.
+func RemoveTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Duration) (bool, error) {
+	var ok bool
+	if err := target.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'kwickmig')`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("target: read schemas: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if err := advisoryLock(ctx, target, "target"); err != nil {
+		return false, err
+	}
+	defer target.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck
+	if lockTimeout == 0 {
+		lockTimeout = 10 * time.Second
+	}
+	err := pgx.BeginFunc(ctx, target, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DROP SCHEMA kwickmig CASCADE`)
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("source: capture remove: %w", err)
+		return false, fmt.Errorf("target: remove kwickmig bookkeeping: %w", err)
 	}
 	return true, nil
 }

@@ -22,7 +22,10 @@ type Options struct {
 	// when it fires, the error names the session holding the lock. Zero
 	// means 30 s.
 	LockTimeout time.Duration
-	Logger      *slog.Logger
+	// NoRefreshMatviews leaves the target's materialized views as they are
+	// (matviews.go).
+	NoRefreshMatviews bool
+	Logger            *slog.Logger
 }
 
 func (o *Options) fill() {
@@ -160,6 +163,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkTickMode(ctx, source, modeDirect); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, target); err != nil {
+		return res, err
+	}
 	last, err := lastRound(ctx, target)
 	if err != nil {
 		return res, err
@@ -215,6 +221,9 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 		return res, err
 	} else if n > 0 {
 		opts.Logger.Info("foreign keys validated", "count", n)
+	}
+	if _, err := refreshMatviews(ctx, target, opts); err != nil { // matviews.go
+		return res, err
 	}
 	if !opts.SkipSequences {
 		n, err := syncSequences(ctx, source, target)

@@ -26,10 +26,12 @@
 // Foreign keys and target triggers are off during the apply
 // (session_replication_role = replica) where the role allows it.
 //
+// Partitions created or attached after install follow (partitions.go): each
+// delta run creates them on the target and logs their content once.
+//
 // Known limits: equal key values whose text differs (numeric 1.0 and 1.00,
-// citext case) in one round are treated as different keys; a partition
-// created after capture install has no TRUNCATE trigger (its row changes
-// are captured through the parent); tables without a key (AllowNoKey) cost
+// citext case) in one round are treated as different keys; tables without a
+// key (AllowNoKey) cost
 // one table scan per update or delete; the log is kept until capture
 // remove.
 package pgdelta

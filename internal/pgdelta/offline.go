@@ -35,6 +35,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 	if err := checkTickMode(ctx, source, modeOffline); err != nil {
 		return res, err
 	}
+	if err := followPartitions(ctx, source, nil); err != nil {
+		return res, err
+	}
 	prev, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return res, err
@@ -86,6 +89,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 			mt.Columns = append(mt.Columns, col.Name)
 		}
 		m.Tables = append(m.Tables, mt)
+	}
+	if err := completeManifest(ctx, source, &m); err != nil {
+		return res, err
 	}
 	rr := RoundResult{Round: round, Tick: tick, Prev: prev}
 	err = scanRound(ctx, source, prev, tick, 0, opts.BatchRows, func(rows []logRow) error {
@@ -167,34 +173,25 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	if !replica {
 		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
-	prevTick := emptySnapshot
-	var last *manifest
-	for round := 1; ; round++ {
-		m, ok, err := readManifest(ctx, st, round)
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			break
-		}
-		if m.PrevTick != prevTick {
-			return res, fmt.Errorf("%s: round %d continues tick %s, but round %d ended at %s: files from different exports are mixed", st, round, m.PrevTick, round-1, prevTick)
-		}
-		prevTick = m.Tick
+	plan, err := planImport(ctx, target, st) // rounds_source.go: the rounds given, in order, without a gap
+	if err != nil {
+		return res, err
+	}
+	for _, m := range plan.rounds {
 		rr, err := importRound(ctx, target, st, m, base, replica, opts)
 		if err != nil {
 			return res, err
 		}
 		res.add(rr)
-		last = &m
 	}
-	if last == nil {
-		return res, fmt.Errorf("%s: no delta rounds found (%s missing)", st, manifestName(1))
+	if _, err := refreshMatviews(ctx, target, opts); err != nil { // matviews.go
+		return res, err
 	}
 	if _, err := validatePending(ctx, target); err != nil {
 		return res, err
 	}
-	if !opts.SkipSequences {
+	last := plan.seqs
+	if !opts.SkipSequences && last != nil {
 		n, err := setSequences(ctx, target, last.Sequences)
 		if err != nil {
 			return res, err
@@ -220,6 +217,9 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	case done:
 		rr.Skipped = true
 		return rr, nil
+	}
+	if err := prepareImportTarget(ctx, target, m); err != nil {
+		return rr, err
 	}
 	applied := map[int]bool{}
 	rows, err := target.Query(ctx, `SELECT part FROM kwickmig.batches WHERE round = $1`, m.Round)

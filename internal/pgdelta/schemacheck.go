@@ -18,19 +18,23 @@ var ErrSchemaChanged = errors.New("schema changed")
 type captured struct {
 	TID  int32
 	Cols []string // logged columns, in the order of a log row's data
+	// DDL creates the table on the target, for tables added after install.
+	DDL string
 	table
 }
 
 // capturedTables reads kwickmig.tables from the source.
 func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
-	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, cols, fingerprint
-		FROM kwickmig.tables ORDER BY tid`)
+	// ddl through to_jsonb: captures installed before it existed lack it.
+	rows, err := source.Query(ctx, `SELECT tid, relid, schema_name, table_name, key_cols, cols, fingerprint,
+			coalesce(to_jsonb(t) ->> 'ddl', '')
+		FROM kwickmig.tables t ORDER BY tid`)
 	if err != nil {
 		return nil, fmt.Errorf("source: read captured tables: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (captured, error) {
 		var c captured
-		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Cols, &c.Fingerprint)
+		err := r.Scan(&c.TID, &c.OID, &c.Schema, &c.Name, &c.Key, &c.Cols, &c.Fingerprint, &c.DDL)
 		return c, err
 	})
 }
@@ -39,36 +43,69 @@ func capturedTables(ctx context.Context, source *pgx.Conn) ([]captured, error) {
 // stored at install and returns the captured tables, or an error naming
 // every table that changed, vanished, was renamed, or appeared since.
 func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error) {
-	caps, err := capturedTables(ctx, source)
+	d, err := sourceDrift(ctx, source)
 	if err != nil {
 		return nil, err
 	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return d.Captured, nil
+}
+
+// drift is what changed on the source since capture install. capture status
+// reports it; final-delta and export refuse to run while there is any.
+type drift struct {
+	Captured []captured
+	// Problems names each captured table that changed, vanished or was
+	// renamed, or whose capture trigger is disabled, and each uncaptured
+	// table ("schema.table (why)"), sorted.
+	Problems []string
+	// Uncaptured are the tables created after install (not excluded).
+	Uncaptured []string
+}
+
+func (d drift) err() error {
+	if len(d.Problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("source: %w since capture install: %s; nothing was applied (reinstall capture and redo the bulk copy, or undo the change)",
+		ErrSchemaChanged, strings.Join(d.Problems, ", "))
+}
+
+// sourceDrift compares the source's tables with what install recorded.
+func sourceDrift(ctx context.Context, source *pgx.Conn) (drift, error) {
+	var d drift
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return d, err
+	}
+	d.Captured = caps
 	now, err := listTables(ctx, source)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return d, fmt.Errorf("source: %w", err)
 	}
 	excluded, err := excludedPatterns(ctx, source)
 	if err != nil {
-		return nil, err
+		return d, err
 	}
 	byOID := map[uint32]table{}
 	for _, t := range now {
 		byOID[t.OID] = t
 	}
-	var problems []string
 	seen := map[uint32]bool{}
 	for _, c := range caps {
 		seen[c.OID] = true
 		t, ok := byOID[c.OID]
 		switch {
 		case !ok:
-			problems = append(problems, c.display()+" (dropped)")
+			d.Problems = append(d.Problems, c.display()+" (dropped)")
 		case t.Schema != c.Schema || t.Name != c.Name:
-			problems = append(problems, fmt.Sprintf("%s (renamed to %s)", c.display(), t.display()))
+			d.Problems = append(d.Problems, fmt.Sprintf("%s (renamed to %s)", c.display(), t.display()))
 		case t.Fingerprint != c.Fingerprint:
-			problems = append(problems, c.display()+" (columns changed)")
+			d.Problems = append(d.Problems, c.display()+" (columns changed)")
 		case strings.Join(t.Key, ",") != strings.Join(c.Key, ","):
-			problems = append(problems, c.display()+" (key changed)")
+			d.Problems = append(d.Problems, c.display()+" (key changed)")
 		}
 	}
 	// A capture trigger disabled or dropped even for a moment may have let
@@ -78,21 +115,44 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 			AND g.tgname IN ('kwickmig_capture', 'kwickmig_capture_truncate')
 		GROUP BY t.relid`)
 	if err != nil {
-		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+		return d, fmt.Errorf("source: read capture triggers: %w", err)
 	}
 	var oid uint32
 	var enabled int
 	_, err = pgx.ForEachRow(rows, []any{&oid, &enabled}, func() error {
 		if t, ok := byOID[oid]; ok && enabled != 2 {
-			problems = append(problems, t.display()+" (capture trigger disabled or dropped: changes may be missing)")
+			d.Problems = append(d.Problems, t.display()+" (capture trigger disabled or dropped: changes may be missing)")
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("source: read capture triggers: %w", err)
+		return d, fmt.Errorf("source: read capture triggers: %w", err)
+	}
+	// A table detached from a captured table is recorded as its partition.
+	wasPart := map[uint32]string{}
+	var hasRecord bool
+	if err := source.QueryRow(ctx, `SELECT to_regclass('kwickmig.partitions') IS NOT NULL`).Scan(&hasRecord); err != nil {
+		return d, fmt.Errorf("source: %w", err)
+	}
+	if hasRecord {
+		rows, err := source.Query(ctx, `SELECT relid, parent FROM kwickmig.partitions`)
+		if err != nil {
+			return d, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		}
+		var parent string
+		if _, err := pgx.ForEachRow(rows, []any{&oid, &parent}, func() error {
+			wasPart[oid] = parent
+			return nil
+		}); err != nil {
+			return d, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		}
 	}
 	for _, t := range now {
 		if seen[t.OID] {
+			continue
+		}
+		if parent, ok := wasPart[t.OID]; ok {
+			d.Problems = append(d.Problems, fmt.Sprintf("%s (detached from %s: attach it again, or drop it on both sides)", t.display(), parent))
 			continue
 		}
 		skip := false
@@ -102,15 +162,12 @@ func checkSourceSchema(ctx context.Context, source *pgx.Conn) ([]captured, error
 			}
 		}
 		if !skip {
-			problems = append(problems, t.display()+" (created after capture install, not captured)")
+			d.Uncaptured = append(d.Uncaptured, t.display())
+			d.Problems = append(d.Problems, t.display()+" (created after capture install, not captured)")
 		}
 	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return nil, fmt.Errorf("source: %w since capture install: %s; nothing was applied (reinstall capture and redo the bulk copy, or undo the change)",
-			ErrSchemaChanged, strings.Join(problems, ", "))
-	}
-	return caps, nil
+	sort.Strings(d.Problems)
+	return d, nil
 }
 
 // tableInfo is a captured table ready to apply on the target.
@@ -129,6 +186,9 @@ type tableInfo struct {
 // with the same column names as on the source, and builds its statements.
 // The error lists every mismatch, before any data moves.
 func prepareTargetTables(ctx context.Context, source, target *pgx.Conn, caps []captured) (map[int32]*tableInfo, error) {
+	if err := createAddedTables(ctx, target, caps); err != nil {
+		return nil, err
+	}
 	infos := map[int32]*tableInfo{}
 	var problems []string
 	for _, c := range caps {

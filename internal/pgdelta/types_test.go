@@ -216,7 +216,8 @@ func TestBaselineBeforeInstallRefused(t *testing.T) {
 // types, is captured with AllowNoKey and kept identical by full-row matching.
 func TestAllowNoKey(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, `CREATE TABLE audit (at timestamptz, what text, amount float8, tags text[], doc json, g int GENERATED ALWAYS AS (length(what)) STORED)`)
+	e := newEnv(t, `CREATE TABLE audit (at timestamptz, what text, amount float8, tags text[], doc json, g int GENERATED ALWAYS AS (length(what)) STORED,
+		flag boolean DEFAULT true, ip inet DEFAULT '10.1.2.3', code char(6) DEFAULT 'ab')`)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO audit (at, what, amount, tags, doc) VALUES
 		('2024-01-01 10:00+01', 'dup', 'NaN', '{a,NULL}', '{"x":  1}'), ('2024-01-01 10:00+01', 'dup', 'NaN', '{a,NULL}', '{"x":  1}'),
 		(NULL, NULL, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL), ('infinity', E'tab\t', -0, '{}', 'null')`)

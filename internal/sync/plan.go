@@ -86,13 +86,11 @@ func (s *Syncer) planOne(ctx context.Context, dir string, e *source.Entry, r *ch
 	// What the checkpoint has that the source no longer has (as that kind).
 	if r != nil && (e == nil || (r.IsDir != (e.Kind == source.KindDir))) {
 		if r.IsDir {
-			if err := s.goneDir(ctx, rel, jobs); err != nil {
+			if err := s.goneDir(rel); err != nil {
 				return err
 			}
 		} else if !s.filtered(rel, false) {
-			if err := s.gone(ctx, rel, &r.Rec, jobs); err != nil {
-				return err
-			}
+			s.gone(rel, &r.Rec)
 		}
 		if e == nil {
 			return nil
@@ -133,21 +131,58 @@ func unchanged(e *source.Entry, r *checkpoint.FileRecord) bool {
 	return e.Size == r.Size && e.MtimeNs == r.MtimeNs && e.CtimeNs == r.CtimeNs && e.Inode == r.Inode
 }
 
-// gone handles a recorded file that is no longer on the source.
-func (s *Syncer) gone(ctx context.Context, rel string, rec *checkpoint.FileRecord, jobs chan<- job) error {
+// gone handles a recorded file that is no longer on the source. With
+// --delete the deletion is only planned here: it is carried out after the
+// walk, when the whole run's count is known to be within --max-delete.
+func (s *Syncer) gone(rel string, rec *checkpoint.FileRecord) {
 	s.listMissing(rel)
-	if !s.opts.Delete || s.opts.DryRun {
+	if !s.opts.Delete {
 		s.c.missing.Add(1)
-		if s.opts.DryRun && s.opts.Delete {
-			s.c.deleted.Add(1)
-		}
-		return nil
+		return
 	}
-	return s.queue(ctx, jobs, job{rel: rel, old: rec, deletion: true})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nDelete++
+	if s.opts.DryRun {
+		s.c.missing.Add(1)
+		s.c.deleted.Add(1)
+		return
+	}
+	// Keep at most what the default or given limit could allow plus one
+	// more (memory stays bounded when a mass deletion is refused); the
+	// exact limit is only known after the walk.
+	if int64(len(s.pending)) < s.pendingCap() {
+		s.pending = append(s.pending, job{rel: rel, old: rec, deletion: true})
+	}
+}
+
+// pendingCap bounds the deletions kept in memory before the limit is
+// known: an explicit N, else the default's and percentage's worst case
+// (which needs the record count: read it once).
+func (s *Syncer) pendingCap() int64 {
+	if s.capKnown {
+		return s.capN
+	}
+	s.capKnown = true
+	l := s.opts.MaxDelete
+	if l.Set && !l.IsPercent {
+		s.capN = l.N + 1
+		return s.capN
+	}
+	n := 0
+	if s.cp != nil {
+		n, _ = s.cp.CountFiles()
+	}
+	pct := 1.0
+	if l.Set {
+		pct = l.Percent
+	}
+	s.capN = max(100, int64(float64(n)*pct/100)) + 1
+	return s.capN
 }
 
 // goneDir handles a recorded directory that vanished: all files below it.
-func (s *Syncer) goneDir(ctx context.Context, rel string, jobs chan<- job) error {
+func (s *Syncer) goneDir(rel string) error {
 	if s.filtered(rel, true) {
 		return nil
 	}
@@ -166,12 +201,12 @@ func (s *Syncer) goneDir(ctx context.Context, rel string, jobs chan<- job) error
 		if s.filtered(it.rel, false) {
 			continue
 		}
-		if err := s.gone(ctx, it.rel, &it.rec, jobs); err != nil {
-			return err
-		}
+		s.gone(it.rel, &it.rec)
 	}
 	if s.opts.Delete && !s.opts.DryRun {
-		return s.queue(ctx, jobs, job{rel: rel, dirGone: true})
+		s.mu.Lock()
+		s.dirsGone = append(s.dirsGone, rel)
+		s.mu.Unlock()
 	}
 	return nil
 }

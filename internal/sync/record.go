@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
@@ -18,7 +19,14 @@ func (s *Syncer) recorder(in <-chan done) error {
 		}
 		if firstErr == nil && s.cp != nil && !s.opts.DryRun {
 			if err := s.cp.ApplyFileOps(batch); err != nil {
+				// A checkpoint that cannot be written (disk full, I/O
+				// error) stops the run at once: uploads that cannot be
+				// recorded would only be repeated by the next run, and a
+				// summary saying "failed 0" would be a lie. bbolt rolls the
+				// failed transaction back, so the file keeps every batch
+				// committed before.
 				firstErr = err
+				s.stop(fmt.Errorf("checkpoint %s: cannot record uploads: %w; stopped (nothing uploaded is lost: the checkpoint keeps every batch saved before; free space and run again)", s.cp.Path(), err))
 			}
 		}
 		batch = batch[:0]

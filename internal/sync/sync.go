@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type Options struct {
 	Src            string
 	Prefix         string // the store's key prefix ("" or ending in "/"): the store adds it, sync counts it in the 1024-byte key limit
 	Concurrency    int    // uploads in flight (default 64)
+	MaxMemory      int64  // bytes buffered for uploads, whatever Concurrency is (default DefaultMaxMemory)
 	Walkers        int    // directories read concurrently (default 32)
 	DryRun         bool
 	Delete         bool
@@ -49,6 +51,17 @@ type Options struct {
 	// BeforeUpload, if set, runs just before a file is opened for upload
 	// (tests use it to change or remove files between walk and upload).
 	BeforeUpload func(rel string)
+	// MaxDelete caps the deletions of one run (--max-delete); a run that
+	// would delete more deletes nothing and fails with ErrTooManyDeletes.
+	MaxDelete DeleteLimit
+	// AcceptSourceChange adopts a source root whose identity differs from
+	// the recorded one (or that is empty) instead of refusing the run.
+	AcceptSourceChange bool
+	// OutageTimeout: how long the endpoint may stay unreachable before the
+	// run stops with ErrOutage (default 10m). Probe asks the endpoint
+	// whether it answers again (default: the store's Check).
+	OutageTimeout time.Duration
+	Probe         func(context.Context) error
 }
 
 func (o *Options) fill() {
@@ -57,6 +70,9 @@ func (o *Options) fill() {
 	}
 	if o.Walkers <= 0 {
 		o.Walkers = 32
+	}
+	if o.MaxMemory <= 0 {
+		o.MaxMemory = DefaultMaxMemory
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 2000
@@ -67,6 +83,9 @@ func (o *Options) fill() {
 	if o.MaxListed <= 0 {
 		o.MaxListed = 10000
 	}
+	if o.OutageTimeout <= 0 {
+		o.OutageTimeout = 10 * time.Minute
+	}
 }
 
 // Counters are the live totals, also the basis of the result.
@@ -76,6 +95,9 @@ type Counters struct {
 	Queued                                                          int64
 	Throttles                                                       int64
 	Elapsed                                                         time.Duration
+	// OutageSince is when the current endpoint outage started (zero while
+	// the endpoint answers).
+	OutageSince time.Time
 }
 
 type counters struct {
@@ -115,25 +137,45 @@ type Result struct {
 	WouldUpload []string `json:"would_upload,omitempty"`
 	// Skipped lists symlinks and special files that were left out.
 	SkippedPaths []Failure `json:"skipped"`
+	// DeletionsRefused is the number of deletions --max-delete refused
+	// (none of them was carried out); MaxDelete the limit that applied.
+	DeletionsRefused int64  `json:"deletions_refused,omitempty"`
+	MaxDelete        string `json:"max_delete,omitempty"`
+	// Outages counts the times the endpoint stopped answering and the run
+	// paused until it came back.
+	Outages int `json:"outages"`
+	// Warnings are things the operator should know that did not fail the
+	// run (e.g. --delete on a bucket without versioning).
+	Warnings []string `json:"warnings"`
+	// Error is the reason the run stopped early, if it did.
+	Error string `json:"error,omitempty"`
 }
 
 // Syncer runs one sync.
 type Syncer struct {
-	opts  Options
-	store objstore.Store
-	cp    *checkpoint.DB // nil only in dry runs without a checkpoint
-	c     counters
-	start time.Time
+	opts   Options
+	store  objstore.Store
+	cp     *checkpoint.DB // nil only in dry runs without a checkpoint
+	c      counters
+	start  time.Time
+	gate   *outageGate
+	stop   context.CancelCauseFunc // ends the run early with a cause
+	budget *budget                 // upload buffers (budget.go)
 
-	mu     gosync.Mutex
-	result Result
+	mu       gosync.Mutex
+	result   Result
+	pending  []job // deletions held back until the walk is over (--max-delete)
+	nDelete  int64 // deletions planned, including those not kept in pending
+	capKnown bool
+	capN     int64
+	dirsGone []string
 }
 
 // New prepares a sync of opts.Src into store, recording in cp. cp may be nil
 // for a dry run without an existing checkpoint (then everything is new).
 func New(store objstore.Store, cp *checkpoint.DB, opts Options) *Syncer {
 	opts.fill()
-	return &Syncer{opts: opts, store: store, cp: cp}
+	return &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory)}
 }
 
 // job is one unit of uploader work.
@@ -150,8 +192,12 @@ type done struct {
 	op checkpoint.FileOp
 }
 
-// Run walks, uploads and records. It returns the result even when it also
-// returns an error (context cancellation: Interrupted is set).
+// Run walks, uploads and records, then carries out the deletions if they
+// are within MaxDelete. It returns the result even when it also returns an
+// error. Errors: the user's ctx (Interrupted set), ErrSourceChanged,
+// ErrTooManyDeletes, ErrOutage, a fatal store error (objstore.ErrFatal), a
+// checkpoint write error — each stops the run at once with nothing of it
+// lost: only confirmed uploads are recorded.
 func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 	s.start = time.Now()
 	s.result.Source = s.opts.Src
@@ -159,39 +205,156 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 	s.result.Failures = []Failure{}
 	s.result.MissingOnSource = []string{}
 	s.result.SkippedPaths = []Failure{}
+	s.result.Warnings = []string{}
 
-	jobs := make(chan job, s.opts.Concurrency*4)
-	records := make(chan done, s.opts.Concurrency*4)
-
-	// The uploaders must not be cancelled by a walk error before they drain,
-	// but a user interrupt (ctx) stops them: in-flight uploads are abandoned,
-	// nothing of theirs is recorded.
-	var upWG gosync.WaitGroup
-	for range s.opts.Concurrency {
-		upWG.Go(func() { s.uploader(ctx, jobs, records) })
+	if err := s.checkSource(); err != nil {
+		res := s.finish()
+		res.Error = err.Error()
+		return res, err
 	}
+
+	// runCtx ends the run early (fatal store error, outage timeout,
+	// checkpoint write failure) without looking like a user interrupt.
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	s.stop = stop
+	probe := s.opts.Probe
+	if probe == nil {
+		probe = s.store.Check
+	}
+	s.gate = newOutageGate(probe, s.opts.OutageTimeout, stop, nil)
+
+	records := make(chan done, s.opts.Concurrency*4)
 	recErr := make(chan error, 1)
 	go func() { recErr <- s.recorder(records) }()
 	stopProgress := s.progressLoop()
 
-	walkErr := s.walk(ctx, jobs)
-	close(jobs)
-	upWG.Wait()
+	// Phase 1: walk and upload. Deletions are only planned.
+	walkErr := s.pool(runCtx, records, func(jobs chan<- job) error { return s.walk(runCtx, jobs) })
+
+	// Phase 2: deletions, only if the whole walk succeeded and they are
+	// within --max-delete.
+	var delErr error
+	if walkErr == nil && runCtx.Err() == nil && s.opts.Delete && !s.opts.DryRun {
+		delErr = s.deletePhase(runCtx, records)
+	} else if walkErr == nil && runCtx.Err() == nil && s.opts.Delete && s.opts.DryRun {
+		delErr = s.checkDeleteLimit()
+	}
 	close(records)
 	rerr := <-recErr
 	stopProgress()
 
 	res := s.finish()
+	var err error
 	switch {
 	case ctx.Err() != nil:
 		res.Interrupted = true
-		return res, ctx.Err()
+		err = ctx.Err()
+	case context.Cause(runCtx) != nil && runCtx.Err() != nil:
+		err = context.Cause(runCtx)
 	case walkErr != nil:
-		return res, walkErr
+		err = walkErr
 	case rerr != nil:
-		return res, fmt.Errorf("checkpoint %s: %w", s.cp.Path(), rerr)
+		err = fmt.Errorf("checkpoint %s: %w", s.cp.Path(), rerr)
+	case delErr != nil:
+		err = delErr
 	}
-	return res, nil
+	if err != nil && !res.Interrupted {
+		res.Error = err.Error()
+	}
+	return res, err
+}
+
+// pool runs Concurrency uploaders over the jobs fill produces. The
+// uploaders must not be cancelled by a walk error before they drain, but an
+// early stop (ctx) makes them skip the remaining work: in-flight uploads
+// are abandoned, nothing of theirs is recorded.
+func (s *Syncer) pool(ctx context.Context, records chan<- done, fill func(chan<- job) error) error {
+	jobs := make(chan job, s.opts.Concurrency*4)
+	var wg gosync.WaitGroup
+	for range s.opts.Concurrency {
+		wg.Go(func() { s.uploader(ctx, jobs, records) })
+	}
+	err := fill(jobs)
+	close(jobs)
+	wg.Wait()
+	return err
+}
+
+// deletePhase deletes the files planned for deletion, if they are within
+// the limit, then drops the records of vanished directories.
+func (s *Syncer) deletePhase(ctx context.Context, records chan<- done) error {
+	if err := s.checkDeleteLimit(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	pending, dirs := s.pending, s.dirsGone
+	s.pending, s.dirsGone = nil, nil
+	s.mu.Unlock()
+	err := s.pool(ctx, records, func(jobs chan<- job) error {
+		for _, j := range pending {
+			if err := s.queue(ctx, jobs, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	// Directory markers go last, after every deletion below them was
+	// handed to the recorder (a marker is only removed when nothing is
+	// recorded below it any more).
+	for _, d := range dirs {
+		records <- done{op: checkpoint.FileOp{Rel: d, DeleteDir: true}}
+	}
+	return nil
+}
+
+// checkDeleteLimit refuses the planned deletions when there are more than
+// --max-delete allows.
+func (s *Syncer) checkDeleteLimit() error {
+	s.mu.Lock()
+	n := s.nDelete
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	limit, desc, err := s.opts.MaxDelete.resolve(func() (int64, error) {
+		if s.cp == nil {
+			return 0, nil
+		}
+		c, err := s.cp.CountFiles()
+		return int64(c), err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", s.cp.Path(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.result.MaxDelete = desc
+	if n <= limit {
+		return nil
+	}
+	s.result.DeletionsRefused = n
+	if s.opts.DryRun {
+		s.c.deleted.Store(0)
+	} else {
+		s.c.missing.Add(n) // still reported as gone from the source
+	}
+	var first []string
+	for _, p := range s.result.MissingOnSource {
+		if len(first) == 5 {
+			break
+		}
+		first = append(first, p)
+	}
+	more := ""
+	if n > int64(len(first)) {
+		more = ", …"
+	}
+	return fmt.Errorf("%w: --delete would remove %d objects, more than --max-delete (%s); nothing was deleted (first: %s%s); "+
+		"if this is intended, rerun with --max-delete %d", ErrTooManyDeletes, n, desc, strings.Join(first, ", "), more, n)
 }
 
 func (s *Syncer) finish() *Result {
@@ -203,6 +366,9 @@ func (s *Syncer) finish() *Result {
 	r.FilesDeleted, r.FilesMissing, r.FilesFailed, r.FilesSkipped = c.Deleted, c.Missing, c.Failed, c.Skipped
 	r.BytesUploaded, r.Throttles = c.BytesUploaded, c.Throttles
 	r.DurationSeconds = time.Since(s.start).Seconds()
+	if s.gate != nil {
+		r.Outages = s.gate.outages()
+	}
 	return r
 }
 
@@ -212,6 +378,7 @@ func (s *Syncer) snapshot() Counters {
 		Deleted: s.c.deleted.Load(), Missing: s.c.missing.Load(), Failed: s.c.failed.Load(),
 		Skipped: s.c.skipped.Load(), BytesUploaded: s.c.bytesUploaded.Load(), Queued: s.c.queued.Load(),
 		Throttles: s.opts.Pacer.Throttles(), Elapsed: time.Since(s.start),
+		OutageSince: s.gate.state(),
 	}
 }
 

@@ -3,10 +3,12 @@ package sync
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -197,11 +199,14 @@ func TestFaultyDestination(t *testing.T) {
 }
 
 // TestPermanentErrorsNotRetried: a 403 from the server fails the file at
-// once (no retry storm) and the run reports it.
+// once (no retry storm) and, since every other request would get the same
+// answer, stops the whole run with that error; no file counts as failed.
 func TestPermanentErrorsNotRetried(t *testing.T) {
 	e := kmtest.S3(t)
 	f := newFixture(t, "")
-	f.write("a.json", []byte("a"))
+	for i := range 200 {
+		f.write(fmt.Sprintf("d%d/%03d.json", i%4, i), []byte("a"))
+	}
 	// Wrong secret: every PUT gets 403 SignatureDoesNotMatch.
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
 	store, err := s3store.New(context.Background(), s3store.Options{URL: "s3://" + e.Bucket, EndpointURL: e.Endpoint})
@@ -209,11 +214,14 @@ func TestPermanentErrorsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	res, err := New(store, f.cp, Options{Src: f.src}).Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	res, err := New(store, f.cp, Options{Src: f.src, Concurrency: 4}).Run(context.Background())
+	if !errors.Is(err, objstore.ErrFatal) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("run error %v, want a fatal 403", err)
 	}
-	if res.FilesFailed != 1 || time.Since(start) > 5*time.Second {
-		t.Fatalf("failed %d in %v, want 1 quickly", res.FilesFailed, time.Since(start))
+	if res.FilesFailed != 0 || res.FilesUploaded != 0 || res.Error == "" || time.Since(start) > 5*time.Second {
+		t.Fatalf("failed %d uploaded %d error %q in %v, want 0, 0, the reason, quickly", res.FilesFailed, res.FilesUploaded, res.Error, time.Since(start))
+	}
+	if c, _ := f.cp.CountFiles(); c != 0 {
+		t.Fatalf("%d records after a run that uploaded nothing", c)
 	}
 }

@@ -11,20 +11,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	gosync "sync"
 	"syscall"
+	"time"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/source"
 )
 
-// smallFile: files up to this size are read into a pooled buffer, hashed and
-// sent from memory; larger ones are hashed in one pass and streamed from
-// disk in a second (the store may re-read them on a retry).
+// smallFile: files up to this size are read into a buffer from the memory
+// budget (budget.go), hashed and sent from memory; larger ones are hashed
+// in one pass and streamed from disk in a second (the store may re-read
+// them on a retry, and reads multipart uploads part by part).
 const smallFile = 1 << 20
-
-var bufPool = gosync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // errChanged: the file changed while it was read; it is not recorded.
 var errChanged = errors.New("file changed while it was being uploaded; it will be uploaded again on the next run")
@@ -33,40 +32,69 @@ func (s *Syncer) uploader(ctx context.Context, jobs <-chan job, records chan<- d
 	for j := range jobs {
 		s.c.queued.Add(-1)
 		if ctx.Err() != nil {
-			continue // interrupted: drain without work
+			continue // stopped: drain without work
 		}
 		switch {
 		case j.dirGone:
 			records <- done{op: checkpoint.FileOp{Rel: j.rel, DeleteDir: true}}
 		case j.deletion:
-			s.deleteOne(ctx, j, records)
+			s.attempt(ctx, j, func() error { return s.deleteOne(ctx, j, records) })
 		default:
-			s.uploadOne(ctx, j, records)
+			s.attempt(ctx, j, func() error { return s.uploadOne(ctx, j, records) })
 		}
 	}
 }
 
-func (s *Syncer) deleteOne(ctx context.Context, j job, records chan<- done) {
-	key, err := s.objectKey(j.rel)
-	if err == nil {
-		err = s.store.Delete(ctx, key)
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			s.fail(j.rel, fmt.Errorf("delete: %w", err))
+// attempt runs one job through the outage gate: it waits while the
+// endpoint is down, and a job that found the endpoint unreachable is
+// retried once it answers again — never counted as failed. A fatal store
+// error (TLS verification, 403, no bucket) stops the whole run: every other
+// request would fail the same way. Any other error is this file's failure.
+func (s *Syncer) attempt(ctx context.Context, j job, run func() error) {
+	for {
+		if err := s.gate.wait(ctx); err != nil {
+			return // outage timeout or stop: not attempted, not failed
 		}
+		start := time.Now()
+		err := run()
+		switch {
+		case err == nil:
+			return
+		case ctx.Err() != nil:
+			return // stopped meanwhile: abandoned, not failed
+		case errors.Is(err, objstore.ErrUnreachable):
+			s.gate.down(ctx, start, err)
+			continue
+		case errors.Is(err, objstore.ErrFatal):
+			s.stop(fmt.Errorf("%s: %w", j.rel, err))
+			return
+		}
+		if j.deletion {
+			err = fmt.Errorf("delete: %w", err)
+		}
+		s.fail(j.rel, err)
 		return
+	}
+}
+
+func (s *Syncer) deleteOne(ctx context.Context, j job, records chan<- done) error {
+	key, err := s.objectKey(j.rel)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, key); err != nil {
+		return err
 	}
 	s.c.deleted.Add(1)
 	records <- done{op: checkpoint.FileOp{Rel: j.rel}}
+	return nil
 }
 
 // uploadOne uploads one file, retrying locally when it changes under us.
-func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
+func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) error {
 	key, err := s.objectKey(j.rel)
 	if err != nil {
-		s.fail(j.rel, err)
-		return
+		return err
 	}
 	for attempt := 0; ; attempt++ {
 		rec, uploaded, err := s.put(ctx, j, key)
@@ -74,10 +102,7 @@ func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
 			continue
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				s.fail(j.rel, err)
-			}
-			return
+			return err
 		}
 		if uploaded {
 			s.c.uploaded.Add(1)
@@ -86,7 +111,7 @@ func (s *Syncer) uploadOne(ctx context.Context, j job, records chan<- done) {
 			s.c.unchanged.Add(1)
 		}
 		records <- done{op: checkpoint.FileOp{Rel: j.rel, Rec: rec}}
-		return
+		return nil
 	}
 }
 
@@ -132,12 +157,15 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 
 	var body io.ReadSeeker
 	var sum uint32
-	if rec.Size <= smallFile {
-		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
-		buf, err := readAll(f, (*bp)[:0], rec.Size)
-		*bp = buf[:0]
+	buffered := s.budget.fits(rec.Size)
+	if buffered {
+		bp, err := s.budget.buffer(ctx, rec.Size)
 		if err != nil {
+			return nil, false, err
+		}
+		defer s.budget.release(bp)
+		buf := (*bp)[:rec.Size]
+		if err := readFull(f, buf); err != nil {
 			return nil, false, err
 		}
 		sum = crc32.Checksum(buf, objstore.Castagnoli)
@@ -173,7 +201,7 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 	if err != nil {
 		return nil, false, err
 	}
-	if rec.Size > smallFile {
+	if !buffered {
 		// Streamed from disk: the file must not have changed meanwhile.
 		if err := sameFile(f, before, rec.Size); err != nil {
 			return nil, false, err
@@ -184,20 +212,16 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 	return rec, true, nil
 }
 
-// readAll reads exactly size bytes. A file that grew is caught by the
-// fstat after the read (no extra read syscall to look for EOF).
-func readAll(f *os.File, buf []byte, size int64) ([]byte, error) {
-	if int64(cap(buf)) < size {
-		buf = make([]byte, 0, size)
-	}
-	buf = buf[:size]
+// readFull fills buf from f. A file that grew is caught by the fstat
+// after the read (no extra read syscall to look for EOF).
+func readFull(f *os.File, buf []byte) error {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return buf[:0], errChanged
+			return errChanged
 		}
-		return buf[:0], err
+		return err
 	}
-	return buf, nil
+	return nil
 }
 
 // sameFile checks that size, mtime and ctime did not move since before.

@@ -53,7 +53,7 @@ func EnsureVersitygw(ctx context.Context) (string, error) {
 
 // S3Server is a running versitygw.
 type S3Server struct {
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// with TLS
 	AccessKey string
 	SecretKey string
 	Region    string
@@ -61,9 +61,24 @@ type S3Server struct {
 	cmd       *exec.Cmd
 }
 
+// VersitygwOptions change how StartVersitygwWith runs the server.
+type VersitygwOptions struct {
+	// CertFile and KeyFile, when set, make the server speak TLS only
+	// (versitygw --cert/--key); the endpoint is then https://127.0.0.1:PORT.
+	// NewTestCA writes a matching pair.
+	CertFile, KeyFile string
+	// AccessKey and SecretKey replace the random root credentials.
+	AccessKey, SecretKey string
+}
+
 // StartVersitygw starts versitygw on a free loopback port, serving a fresh
 // directory under baseDir, with random credentials.
 func StartVersitygw(ctx context.Context, baseDir string) (*S3Server, error) {
+	return StartVersitygwWith(ctx, baseDir, VersitygwOptions{})
+}
+
+// StartVersitygwWith is StartVersitygw with options (TLS, fixed credentials).
+func StartVersitygwWith(ctx context.Context, baseDir string, o VersitygwOptions) (*S3Server, error) {
 	bin, err := EnsureVersitygw(ctx)
 	if err != nil {
 		return nil, err
@@ -76,17 +91,27 @@ func StartVersitygw(ctx context.Context, baseDir string) (*S3Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http"
+	if o.CertFile != "" {
+		scheme = "https"
+	}
 	s := &S3Server{
-		Endpoint:  fmt.Sprintf("http://127.0.0.1:%d", port),
-		AccessKey: "AK" + randHex(9),
-		SecretKey: randHex(20),
+		Endpoint:  fmt.Sprintf("%s://127.0.0.1:%d", scheme, port),
+		AccessKey: o.AccessKey,
+		SecretKey: o.SecretKey,
 		Region:    "us-east-1",
 		Dir:       dir,
 	}
+	if s.AccessKey == "" || s.SecretKey == "" {
+		s.AccessKey, s.SecretKey = "AK"+randHex(9), randHex(20)
+	}
 	// --keep-alive: without it versitygw closes every connection after one
 	// request, which real S3 does not do and which would distort benchmarks.
-	s.cmd = exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region,
-		"--keep-alive", "-q", "posix", dir)
+	args := []string{"--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region, "--keep-alive", "-q"}
+	if o.CertFile != "" {
+		args = append(args, "--cert", o.CertFile, "--key", o.KeyFile)
+	}
+	s.cmd = exec.Command(bin, append(args, "posix", dir)...)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	logf, err := os.Create(filepath.Join(baseDir, "versitygw.log"))
 	if err != nil {

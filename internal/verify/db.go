@@ -220,6 +220,11 @@ func VerifyDB(ctx context.Context, o DBOptions) (*DBResult, error) {
 	}
 	pairs, schemaDiffs := compareSchema(srcTables, dstTables, len(o.Tables) > 0)
 	res.Schema = schemaDiffs
+	more, err := compareObjects(ctx, src.ctl, dst.ctl, srcTables, len(o.Tables) > 0, res) // privileges.go, matviews.go
+	if err != nil {
+		return nil, err
+	}
+	pairs = append(pairs, more...)
 
 	if err := checkTables(ctx, src, dst, pairs, o, res); err != nil {
 		return nil, err

@@ -35,27 +35,33 @@ type FileDiff struct {
 
 // FilesResult is verify files' report (also its JSON form).
 type FilesResult struct {
-	Source          string           `json:"source"`
-	Destination     string           `json:"destination"`
-	Mode            string           `json:"mode"` // size, checksum, deep, deep-sample
-	SamplePct       float64          `json:"sample_pct,omitempty"`
-	FilesChecked    int64            `json:"files_checked"`
-	ObjectsListed   int64            `json:"objects_listed"`
-	Matched         int64            `json:"matched"`
-	Mismatches      int64            `json:"mismatches"`         // missing + extra + size + checksum + content
-	ChangedSince    int64            `json:"changed_since_sync"` // changed, not yet synced, deleted since sync
-	Errors          int64            `json:"errors"`
-	Counts          map[string]int64 `json:"counts"`  // per kind
-	Skipped         int64            `json:"skipped"` // symlinks, FIFOs, sockets, devices (files sync skips them too)
-	ContentChecked  int64            `json:"content_checked"`
-	NoStoredSum     int64            `json:"objects_without_checksum"`
-	BytesRead       int64            `json:"bytes_read"`
-	BytesDownloaded int64            `json:"bytes_downloaded"`
-	ListRequests    int64            `json:"list_requests"`
-	DurationSeconds float64          `json:"duration_seconds"`
-	Interrupted     bool             `json:"interrupted,omitempty"`
-	Differences     []FileDiff       `json:"differences"`
-	Truncated       int64            `json:"differences_not_listed,omitempty"`
+	Source         string           `json:"source"`
+	Destination    string           `json:"destination"`
+	Mode           string           `json:"mode"` // size, checksum, deep, deep-sample
+	SamplePct      float64          `json:"sample_pct,omitempty"`
+	FilesChecked   int64            `json:"files_checked"`
+	ObjectsListed  int64            `json:"objects_listed"`
+	Matched        int64            `json:"matched"`
+	Mismatches     int64            `json:"mismatches"`         // missing + extra + size + checksum + content
+	ChangedSince   int64            `json:"changed_since_sync"` // changed, not yet synced, deleted since sync
+	Errors         int64            `json:"errors"`
+	Counts         map[string]int64 `json:"counts"`  // per kind
+	Skipped        int64            `json:"skipped"` // symlinks, FIFOs, sockets, devices (files sync skips them too)
+	ContentChecked int64            `json:"content_checked"`
+	NoStoredSum    int64            `json:"objects_without_checksum"`
+	// ComparedBy counts the files whose content was compared each way
+	// (Method*: etag-md5, crc32c, crc32c-composite, sha256, bytes).
+	ComparedBy map[string]int64 `json:"compared_by,omitempty"`
+	// StoredSumWrong counts objects whose stored checksum disagreed with
+	// the file while their bytes matched (a server computing it otherwise).
+	StoredSumWrong  int64      `json:"stored_checksum_wrong,omitempty"`
+	BytesRead       int64      `json:"bytes_read"`
+	BytesDownloaded int64      `json:"bytes_downloaded"`
+	ListRequests    int64      `json:"list_requests"`
+	DurationSeconds float64    `json:"duration_seconds"`
+	Interrupted     bool       `json:"interrupted,omitempty"`
+	Differences     []FileDiff `json:"differences"`
+	Truncated       int64      `json:"differences_not_listed,omitempty"`
 }
 
 // tally collects a FilesResult from many goroutines.
@@ -65,6 +71,15 @@ type tally struct {
 	max                                                                    int
 	matched, skipped, listRequests, bytesRead, bytesDownloaded, noChecksum atomic.Int64
 	ndiff                                                                  atomic.Int64
+	storedSumWrong                                                         atomic.Int64
+	byMethod                                                               map[string]int64 // under mu
+}
+
+// comparedBy counts one content comparison made by method.
+func (r *tally) comparedBy(method string) {
+	r.mu.Lock()
+	r.byMethod[method]++
+	r.mu.Unlock()
 }
 
 func newTally(o FilesOptions) *tally {
@@ -80,7 +95,7 @@ func newTally(o FilesOptions) *tally {
 	if o.Deep && o.Checksum && o.SamplePct < 100 {
 		r.Mode = "checksum+deep-sample"
 	}
-	return &tally{FilesResult: r, max: o.MaxListed}
+	return &tally{FilesResult: r, max: o.MaxListed, byMethod: map[string]int64{}}
 }
 
 func (r *tally) add(d FileDiff) {
@@ -108,6 +123,10 @@ func (r *tally) finish(d time.Duration) {
 	r.BytesRead = r.bytesRead.Load()
 	r.BytesDownloaded = r.bytesDownloaded.Load()
 	r.NoStoredSum = r.noChecksum.Load()
+	r.StoredSumWrong = r.storedSumWrong.Load()
+	if len(r.byMethod) > 0 {
+		r.ComparedBy = r.byMethod
+	}
 	r.Mismatches = r.Counts[KindMissing] + r.Counts[KindExtra] + r.Counts[KindSize] + r.Counts[KindChecksum] + r.Counts[KindContent]
 	r.ChangedSince = r.Counts[KindChanged] + r.Counts[KindNotSynced] + r.Counts[KindDeletedSinceSync]
 	r.Errors = r.Counts[KindError]

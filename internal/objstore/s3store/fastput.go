@@ -34,7 +34,10 @@ import (
 // Retries follow the SDK's standard rules: 5xx, 429, throttling codes,
 // RequestTimeout and connection errors are retried with exponential backoff
 // and full jitter (throttles from a 1 s base, others from 50 ms, at most
-// 20 s), up to maxAttempts; other 4xx are returned at once.
+// 20 s), up to maxAttempts; other 4xx are returned at once. Errors are
+// classified like the SDK path's (classify.go): fatal ones (TLS
+// verification, 400, 403, NoSuchBucket) end at the first attempt, and
+// connection-level ones after maxConnAttempts.
 type fastPutter struct {
 	client interface {
 		Do(*http.Request) (*http.Response, error)
@@ -46,6 +49,7 @@ type fastPutter struct {
 	base        *url.URL // endpoint with the bucket (host or path), no trailing slash
 	maxAttempts int
 	pacer       *objstore.Pacer
+	reqTimeout  time.Duration // base of each attempt's deadline (transport.go)
 }
 
 // newFastPutter returns nil when the endpoint needs more than plain SigV4.
@@ -91,6 +95,7 @@ func newFastPutter(ctx context.Context, client *s3.Client, bucket string, o Opti
 		base:        &base,
 		maxAttempts: o.MaxAttempts,
 		pacer:       o.Pacer,
+		reqTimeout:  o.RequestTimeout,
 	}
 }
 
@@ -119,11 +124,15 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 			f.pacer.Throttled()
 		}
 		lastErr = err
-		if !retry || attempt >= f.maxAttempts || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return objstore.PutResult{}, ctx.Err()
+		}
+		class := classOf(err)
+		if !retry || class == classFatal || attempt >= f.maxAttempts || (class == classUnreachable && attempt >= maxConnAttempts) {
 			if attempt > 1 {
-				return objstore.PutResult{}, fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr)
+				return objstore.PutResult{}, classify(fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr))
 			}
-			return objstore.PutResult{}, fmt.Errorf("put %s: %w", key, lastErr)
+			return objstore.PutResult{}, classify(fmt.Errorf("put %s: %w", key, lastErr))
 		}
 		base := 50 * time.Millisecond
 		if throttle {
@@ -140,8 +149,20 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 	}
 }
 
-// once sends one attempt and classifies its failure.
+// once sends one attempt, within the attempt's deadline, and classifies its
+// failure.
 func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
+	limit := attemptTimeout(f.reqTimeout, size)
+	actx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	etag, retry, throttle, err = f.send(actx, escapedPath, body, size, o, sum)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		return "", true, false, &attemptTimeoutError{limit: limit, size: size}
+	}
+	return etag, retry, throttle, err
+}
+
+func (f *fastPutter) send(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
 	u := *f.base
 	u.Opaque = "//" + u.Host + escapedPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), nil)
@@ -227,6 +248,13 @@ func (e *PutError) Error() string {
 	}
 	return msg
 }
+
+// HTTPStatusCode and ErrorCode let classify read the fast path's errors
+// like the SDK's.
+func (e *PutError) HTTPStatusCode() int { return e.Status }
+
+// ErrorCode returns the S3 error code (e.g. SlowDown, NoSuchBucket).
+func (e *PutError) ErrorCode() string { return e.Code }
 
 // Is makes a 404 (NoSuchBucket) match objstore.ErrNotExist.
 func (e *PutError) Is(target error) bool {

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -24,20 +23,22 @@ func (s *Store) Check(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
+	// Fatal: a missing bucket (also ErrNotExist), 403, TLS verification;
+	// Unreachable: no answer (classify.go).
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NotFound", "NoSuchBucket":
-			return &notExistError{what: "bucket " + s.bucket, err: errors.New("does not exist")}
+			return objstore.Fatal(&notExistError{what: "bucket " + s.bucket, err: errors.New("does not exist")})
 		case "Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			return fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode())
+			return objstore.Fatal(fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode()))
 		}
 	}
-	return fmt.Errorf("bucket %s: %w", s.bucket, err)
+	return classify(fmt.Errorf("bucket %s: %w", s.bucket, err))
 }
 
-// Put uploads body. Bodies above the multipart threshold go through the
-// transfer manager; the rest are one PutObject carrying the CRC32C so the
+// Put uploads body. Bodies above the multipart threshold are streamed in
+// parts with a full-object CRC32C (multipart.go); the rest are one PutObject carrying the CRC32C so the
 // server rejects corrupted bytes.
 func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions) (objstore.PutResult, error) {
 	full := s.prefix + key
@@ -46,13 +47,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 		ct = aws.String(o.ContentType)
 	}
 	if size > s.opts.MultipartThreshold {
-		out, err := s.tm.UploadObject(ctx, &tm.UploadObjectInput{
-			Bucket: &s.bucket, Key: &full, Body: body, ContentType: ct, Metadata: o.Metadata,
-		})
-		if err != nil {
-			return objstore.PutResult{}, wrap("put", full, err)
-		}
-		return objstore.PutResult{ETag: unquote(aws.ToString(out.ETag)), CRC32C: aws.ToString(out.ChecksumCRC32C)}, nil
+		return s.putMultipart(ctx, full, body, size, o)
 	}
 	sum := o.CRC32C
 	if sum == "" {
@@ -108,10 +103,29 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	switch {
 	case out.ChecksumCRC32C != nil:
 		info.Checksum = "crc32c:" + *out.ChecksumCRC32C
+	case out.ChecksumCRC64NVME != nil:
+		info.Checksum = "crc64nvme:" + *out.ChecksumCRC64NVME
 	case out.ChecksumSHA256 != nil:
 		info.Checksum = "sha256:" + *out.ChecksumSHA256
 	}
+	info.ChecksumType = string(out.ChecksumType)
+	info.Parts = int(aws.ToInt32(out.PartsCount))
 	return info, nil
+}
+
+// HeadPart returns the size of part n of key and the object's part count,
+// with one HeadObject?partNumber=n.
+func (s *Store) HeadPart(ctx context.Context, key string, n int) (int64, int, error) {
+	full := s.prefix + key
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full, PartNumber: aws.Int32(int32(n))})
+	if err != nil {
+		return 0, 0, wrap("head", full, err)
+	}
+	parts := int(aws.ToInt32(out.PartsCount))
+	if parts == 0 {
+		parts = 1 // S3 omits the count for an object uploaded in one piece
+	}
+	return aws.ToInt64(out.ContentLength), parts, nil
 }
 
 // Open streams the object's bytes.
@@ -166,8 +180,9 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(obj
 func (s *Store) Delete(ctx context.Context, key string) error {
 	full := s.prefix + key
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &full})
-	if err != nil && !errors.Is(wrap("delete", full, err), objstore.ErrNotExist) {
-		return wrap("delete", full, err)
+	// An absent key is done; an absent bucket (fatal) is not.
+	if werr := wrap("delete", full, err); werr != nil && (!errors.Is(werr, objstore.ErrNotExist) || errors.Is(werr, objstore.ErrFatal)) {
+		return werr
 	}
 	return nil
 }

@@ -1,12 +1,10 @@
 // Package s3store implements objstore.Store on Amazon S3 (and S3-compatible
 // endpoints) with aws-sdk-go-v2. It is the only package that imports the S3
-// client; multipart uploads go through feature/s3/transfermanager.
+// client; multipart uploads are streamed by multipart.go.
 package s3store
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +19,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	tm "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 
@@ -44,6 +41,10 @@ type Options struct {
 	MultipartThreshold int64
 	PartSize           int64
 	MaxAttempts        int
+	// RequestTimeout bounds the wait for response headers once a request is
+	// sent, and is the base of each attempt's deadline (see transport.go).
+	// Default 60s (--request-timeout).
+	RequestTimeout time.Duration
 	// Pacer paces request attempts and counts throttles; may be nil.
 	Pacer *objstore.Pacer
 	// HTTPClient overrides the transport (tests).
@@ -66,12 +67,17 @@ func (o *Options) fill() {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout's default.
+const DefaultRequestTimeout = 60 * time.Second
 
 // Store is an S3 bucket plus key prefix.
 type Store struct {
 	client *s3.Client
-	tm     *tm.Client
 	fast   *fastPutter // nil: every PUT goes through the SDK
 	bucket string
 	prefix string // "" or ends with "/"
@@ -122,11 +128,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		config.WithRetryer(func() aws.Retryer {
 			// The SDK's default retry quota fails requests after a burst of
 			// throttles; kwickmig paces instead, so the quota is off.
-			return retry.NewStandard(func(so *retry.StandardOptions) {
+			return classRetryer{retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = o.MaxAttempts
 				so.MaxBackoff = 20 * time.Second
 				so.RateLimiter = ratelimit.None
-			})
+			})}
 		}),
 		// kwickmig supplies CRC32C itself; don't let the SDK stream bodies
 		// through aws-chunked trailers the server must decode.
@@ -156,76 +162,21 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		so.UsePathStyle = customEndpoint
 		// The body's integrity is carried by x-amz-checksum-crc32c (and by TLS
 		// on real S3), so signing does not hash every body a second time.
-		so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		so.APIOptions = append(so.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware,
+			deadlineMiddleware(o.RequestTimeout), openWatchdog(o.RequestTimeout))
 		if o.Pacer != nil {
 			so.APIOptions = append(so.APIOptions, pacerMiddleware(o.Pacer))
 		}
 	})
 	s := &Store{client: client, bucket: bucket, prefix: prefix, opts: o}
 	if !o.DisableFastPut {
-		s.fast = newFastPutter(ctx, client, bucket, o, httpClient)
+		// Exactly the client the SDK sends with: LoadDefaultConfig applies
+		// AWS_CA_BUNDLE (and the shared config's ca_bundle) to a copy of
+		// httpClient, and s3.New copies it once more, so only the client's
+		// own options carry every TLS and proxy setting.
+		s.fast = newFastPutter(ctx, client, bucket, o, client.Options().HTTPClient)
 	}
-	s.tm = tm.New(client, func(to *tm.Options) {
-		to.MultipartUploadThreshold = o.MultipartThreshold
-		to.PartSizeBytes = o.PartSize
-		to.Concurrency = 4
-		to.ChecksumAlgorithm = "CRC32C"
-		to.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		to.FailTimeout = 30 * time.Second
-	})
 	return s, nil
-}
-
-// buildHTTPClient returns the SDK's buildable client (so AWS_CA_BUNDLE and
-// the shared config's ca_bundle keep working) with a pool sized for the
-// concurrency and the --ca-bundle / mutual-TLS settings applied.
-func buildHTTPClient(o Options) (config.HTTPClient, error) {
-	if o.HTTPClient != nil {
-		return o.HTTPClient, nil
-	}
-	var tlsErr error
-	c := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		t.MaxIdleConns = o.Concurrency * 2
-		t.MaxIdleConnsPerHost = o.Concurrency * 2
-		t.IdleConnTimeout = 90 * time.Second
-		if o.CABundle == "" && o.ClientCert == "" {
-			return
-		}
-		if t.TLSClientConfig == nil {
-			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if o.CABundle != "" {
-			pem, err := os.ReadFile(o.CABundle)
-			if err != nil {
-				tlsErr = fmt.Errorf("--ca-bundle: %w", err)
-				return
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				tlsErr = fmt.Errorf("--ca-bundle %s: no PEM certificates found", o.CABundle)
-				return
-			}
-			t.TLSClientConfig.RootCAs = pool
-		}
-		if o.ClientCert != "" || o.ClientKey != "" {
-			cert, err := tls.LoadX509KeyPair(o.ClientCert, o.ClientKey)
-			if err != nil {
-				tlsErr = fmt.Errorf("--client-cert/--client-key: %w", err)
-				return
-			}
-			t.TLSClientConfig.Certificates = []tls.Certificate{cert}
-		}
-	})
-	// The transport options run when the transport is built: build it now
-	// to surface certificate errors before any request.
-	_ = c.GetTransport()
-	if tlsErr != nil {
-		return nil, tlsErr
-	}
-	return c, nil
 }
 
 // pacerMiddleware runs once per attempt (after the retry middleware): it
@@ -236,7 +187,9 @@ func pacerMiddleware(p *objstore.Pacer) func(*middleware.Stack) error {
 		return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("kwickmigPacer",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 				if err := p.Wait(ctx); err != nil {
-					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+					// A cancellation, so the SDK neither retries it nor is
+					// it taken for a timeout of the endpoint.
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, &aws.RequestCanceledError{Err: err}
 				}
 				out, md, err := next.HandleFinalize(ctx, in)
 				if err != nil {
@@ -268,14 +221,16 @@ func (e *notExistError) Unwrap() []error {
 	return []error{objstore.ErrNotExist, e.err}
 }
 
-// wrap names the operation and key, and maps 404s to objstore.ErrNotExist.
+// wrap names the operation and key, maps 404s to objstore.ErrNotExist and
+// marks the error's class (classify.go): every SDK operation's error goes
+// through here.
 func wrap(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
-		return &notExistError{what: op + " " + key, err: err}
+		return classify(&notExistError{what: op + " " + key, err: err})
 	}
-	return fmt.Errorf("%s %s: %w", op, key, err)
+	return classify(fmt.Errorf("%s %s: %w", op, key, err))
 }

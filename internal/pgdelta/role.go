@@ -1,0 +1,83 @@
+package pgdelta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
+)
+
+// The capture trigger functions are SECURITY DEFINER (application roles
+// need no rights on kwickmig) and belong to a NOLOGIN role of their own that
+// may do one thing: insert into kwickmig.log. Whatever runs inside a
+// trigger, it runs with that role's rights, not the installer's. Roles are
+// cluster-wide, so the role is named after the database's oid: captures in
+// two databases of one cluster never share (or drop) each other's role.
+
+// captureRoleName is the capture role of conn's database.
+func captureRoleName(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var oid uint32
+	if err := conn.QueryRow(ctx, `SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()`).Scan(&oid); err != nil {
+		return "", fmt.Errorf("read database oid: %w", err)
+	}
+	return fmt.Sprintf("kwickmig_capture_%d", oid), nil
+}
+
+// createCaptureRole creates the capture role in tx (or takes over one left
+// behind by a dropped database with the same oid, stripped of every
+// attribute and refused if it was made a member of any role) and grants it
+// INSERT on the log. The log's id is an identity column: inserting needs no
+// right on its sequence.
+func createCaptureRole(ctx context.Context, tx pgx.Tx, role string) error {
+	var exists, member bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1),
+		EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = $1)`,
+		role).Scan(&exists, &member)
+	if err != nil {
+		return fmt.Errorf("read roles: %w", err)
+	}
+	q := pgutil.QuoteIdent(role)
+	attrs := "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+	stmt := "CREATE ROLE " + q + " " + attrs
+	if exists {
+		if member {
+			return fmt.Errorf("role %s exists and is a member of other roles: drop it (it is kwickmig's capture role) and install again", role)
+		}
+		stmt = "ALTER ROLE " + q + " " + attrs
+	}
+	for _, s := range []string{
+		stmt,
+		"COMMENT ON ROLE " + q + " IS 'kwickmig change capture: owns the trigger functions, may only insert into kwickmig.log'",
+		"GRANT USAGE ON SCHEMA kwickmig TO " + q,
+		"GRANT INSERT ON kwickmig.log TO " + q,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			var hint string
+			if isInsufficientPrivilege(err) {
+				hint = " (capture install needs a superuser, or a role with CREATEROLE)"
+			}
+			return fmt.Errorf("create capture role %s: %w%s", role, err, hint)
+		}
+	}
+	return nil
+}
+
+// dropCaptureRole drops the capture role in tx, once nothing in this
+// database belongs to it any more (the kwickmig schema is gone).
+func dropCaptureRole(ctx context.Context, tx pgx.Tx, role string) error {
+	if role == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+pgutil.QuoteIdent(role)); err != nil {
+		return fmt.Errorf("drop capture role %s: %w", role, err)
+	}
+	return nil
+}
+
+func isInsufficientPrivilege(err error) bool {
+	var pe interface{ SQLState() string }
+	return errors.As(err, &pe) && pe.SQLState() == "42501"
+}
