@@ -163,7 +163,8 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkTickMode(ctx, source, modeDirect); err != nil {
 		return res, err
 	}
-	if err := followPartitions(ctx, source, target); err != nil {
+	takeover, err := followPartitionsWatermarked(ctx, source, target) // partitions.go, takeover.go
+	if err != nil {
 		return res, err
 	}
 	last, err := lastRound(ctx, target)
@@ -195,7 +196,7 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if !replica {
 		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
-	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica, takeover: takeover}
 	defer a.lw.close()
 	if !last.Done {
 		opts.Logger.Info("resuming unfinished round", "round", last.Round, "after_log_id", last.LastLogID)
