@@ -100,7 +100,7 @@ func (d *pgDump) section(ctx context.Context, sourceURL, name string, a dumpArgs
 		args = append(args, "--exclude-table="+t.QName())
 	}
 	// libpq gets the same connect timeout and dead-peer detection as pgx.
-	args = append(args, "--dbname="+pgutil.LibpqTimeouts(conn))
+	args = append(args, "--dbname="+pgutil.LibpqTimeouts(conn, d.major))
 	cmd := exec.CommandContext(ctx, d.path, args...)
 	cmd.Env = os.Environ()
 	if password != "" {

@@ -118,6 +118,9 @@ type applier struct {
 	// restricted: no replica mode; target triggers and foreign keys are
 	// turned off around each batch instead (restricted.go).
 	restricted bool
+	// takeover: per table, the last log row of a partition take-over;
+	// changes up to it are applied leniently (takeover.go).
+	takeover map[int32]int64
 }
 
 // apply applies rows in tx, with the target's own triggers and foreign
@@ -146,6 +149,9 @@ type group struct {
 	upds [][]*string // rows whose key must exist, updated next
 	ins  [][]*string // rows whose key must not exist, inserted last
 	keys map[string]struct{}
+	// lenient: changes before a partition take-over (takeover.go): deletes
+	// of any count, inserts and updates as upserts (all in ins).
+	lenient bool
 }
 
 func keyString(k []string) string { return strings.Join(k, "\x00") }
@@ -205,6 +211,18 @@ func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error
 	var g *group
 	flush := func() {
 		if g == nil {
+			return
+		}
+		if g.lenient {
+			if len(g.dels) > 0 {
+				b.Queue(g.info.deleteSQL, columns(g.dels, len(g.info.Key))...)
+				labels = append(labels, stmt{label: "delete from " + g.info.display(), want: -1})
+			}
+			if len(g.ins) > 0 {
+				b.Queue(g.info.lenientUpsertSQL(), columns(g.ins, len(g.info.Cols))...)
+				labels = append(labels, stmt{label: "upsert into " + g.info.display(), want: -1})
+			}
+			g = nil
 			return
 		}
 		if len(g.dels) > 0 {
@@ -277,7 +295,11 @@ func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error
 				}
 			}
 			b.Queue(sql, args...)
-			labels = append(labels, stmt{label: what + info.display() + " (table without key)", want: 1})
+			want := int64(1)
+			if a.lenient(r) {
+				want = -1
+			}
+			labels = append(labels, stmt{label: what + info.display() + " (table without key)", want: want})
 			continue
 		}
 		if len(r.Key) != len(info.Key) || (r.Op != "D" && len(r.Data) != len(info.Cols)) {
@@ -285,11 +307,12 @@ func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error
 				r.ID, info.display(), len(r.Key), len(r.Data), len(info.Key), len(info.Cols))
 		}
 		oldKey := derefAll(r.OldKey)
-		if g != nil && (g.info != info || g.has(r.Key) || g.has(oldKey)) {
+		lenient := a.lenient(r)
+		if g != nil && (g.info != info || g.lenient != lenient || g.has(r.Key) || g.has(oldKey)) {
 			flush()
 		}
 		if g == nil {
-			g = &group{info: info, keys: map[string]struct{}{}}
+			g = &group{info: info, keys: map[string]struct{}{}, lenient: lenient}
 		}
 		switch r.Op {
 		case "I":
@@ -299,6 +322,8 @@ func (a *applier) applyRows(ctx context.Context, tx pgx.Tx, rows []logRow) error
 				// A key change: the old row goes, the new key is new.
 				g.dels = append(g.dels, oldKey)
 				g.keys[keyString(oldKey)] = struct{}{}
+				g.ins = append(g.ins, r.Data)
+			} else if g.lenient {
 				g.ins = append(g.ins, r.Data)
 			} else {
 				g.upds = append(g.upds, r.Data)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -45,7 +46,17 @@ var targetDDL = []string{
 
 // ensureTarget creates the target's kwickmig schema and tables if missing.
 func ensureTarget(ctx context.Context, target *pgx.Conn) error {
+	// CREATE SCHEMA IF NOT EXISTS checks the database's CREATE privilege
+	// even when the schema exists: a table owner without it (a restricted
+	// migration role) must still be able to run every later round.
+	var have bool
+	if err := target.QueryRow(ctx, `SELECT to_regnamespace('kwickmig') IS NOT NULL`).Scan(&have); err != nil {
+		return fmt.Errorf("target: read kwickmig bookkeeping: %w", err)
+	}
 	for _, ddl := range targetDDL {
+		if have && strings.HasPrefix(ddl, "CREATE SCHEMA") {
+			continue
+		}
 		if _, err := target.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("target: create kwickmig bookkeeping: %w", err)
 		}

@@ -48,6 +48,9 @@ type manifest struct {
 	// Partitions of the captured tables at the round's tick (partitions.go).
 	Partitions       []partitionDef `json:"partitions,omitempty"`
 	PartitionsListed bool           `json:"partitions_listed,omitempty"`
+	// Takeover: per table id, the last log row of a partition take-over
+	// (takeover.go), as known at this export.
+	Takeover map[int32]int64 `json:"takeover,omitempty"`
 }
 
 type manifestTable struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,7 +78,17 @@ func advisoryLock(ctx context.Context, conn *pgx.Conn, side string) error {
 		return fmt.Errorf("%s: advisory lock: %w", side, err)
 	}
 	if !ok {
-		return fmt.Errorf("%s: another kwickmig delta run holds this database's delta lock; wait for it to finish", side)
+		holder := ""
+		// A bigint advisory key is (classid, objid) = (high, low) 32 bits.
+		rows, err := conn.Query(ctx, strings.Replace(blockersSQL, "a.pid = ANY (pg_blocking_pids($1))",
+			"a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1 AND objid = $2)", 1),
+			uint32(uint64(lockKey)>>32), uint32(uint64(lockKey)&0xffffffff))
+		if err == nil {
+			if bs, err := collectBlockers(rows); err == nil && len(bs) > 0 {
+				holder = ": " + bs[0].String() + fmt.Sprintf("; if that run is gone, end its session with SELECT pg_terminate_backend(%d)", bs[0].PID)
+			}
+		}
+		return fmt.Errorf("%s: another kwickmig delta run holds this database's delta lock; wait for it to finish%s", side, holder)
 	}
 	return nil
 }
@@ -152,7 +163,8 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if err := checkTickMode(ctx, source, modeDirect); err != nil {
 		return res, err
 	}
-	if err := followPartitions(ctx, source, target); err != nil {
+	takeover, err := followPartitionsWatermarked(ctx, source, target) // partitions.go, takeover.go
+	if err != nil {
 		return res, err
 	}
 	last, err := lastRound(ctx, target)
@@ -184,7 +196,7 @@ func FinalDelta(ctx context.Context, source, target *pgx.Conn, opts Options) (Re
 	if !replica {
 		opts.Logger.Info("target role cannot set session_replication_role = replica: disabling the tables' user triggers and foreign keys around each batch instead")
 	}
-	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica, takeover: takeover}
 	defer a.lw.close()
 	if !last.Done {
 		opts.Logger.Info("resuming unfinished round", "round", last.Round, "after_log_id", last.LastLogID)

@@ -48,6 +48,10 @@ func scanBlockers(ctx context.Context, conn *pgx.Conn, pid uint32) ([]blocker, e
 	if err != nil {
 		return nil, err
 	}
+	return collectBlockers(rows)
+}
+
+func collectBlockers(rows pgx.Rows) ([]blocker, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (blocker, error) {
 		var b blocker
 		var xact, since float64

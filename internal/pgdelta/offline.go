@@ -35,7 +35,8 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 	if err := checkTickMode(ctx, source, modeOffline); err != nil {
 		return res, err
 	}
-	if err := followPartitions(ctx, source, nil); err != nil {
+	takeover, err := followPartitionsWatermarked(ctx, source, nil) // partitions.go, takeover.go
+	if err != nil {
 		return res, err
 	}
 	prev, round, err := lastDoneTick(ctx, source)
@@ -77,7 +78,7 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 	}
 	round++
 	cfg := source.Config()
-	m := manifest{Format: batchFormat, Round: round, Tick: tick, PrevTick: prev,
+	m := manifest{Format: batchFormat, Round: round, Tick: tick, PrevTick: prev, Takeover: takeover,
 		Source: fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database), Created: time.Now().UTC().Format(time.RFC3339)}
 	for _, c := range caps {
 		cols, err := tableColumns(ctx, source, c.Schema, c.Name)
@@ -177,8 +178,16 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 	if err != nil {
 		return res, err
 	}
+	// The newest export knows every take-over: a round written before one
+	// may hold the changes it supersedes.
+	takeover := map[int32]int64{}
 	for _, m := range plan.rounds {
-		rr, err := importRound(ctx, target, st, m, base, replica, opts)
+		for tid, id := range m.Takeover {
+			takeover[tid] = max(takeover[tid], id)
+		}
+	}
+	for _, m := range plan.rounds {
+		rr, err := importRound(ctx, target, st, m, base, replica, takeover, opts)
 		if err != nil {
 			return res, err
 		}
@@ -203,7 +212,7 @@ func Import(ctx context.Context, target *pgx.Conn, st BatchStore, opts Options) 
 
 // importRound applies the parts of one round not yet recorded in
 // kwickmig.batches.
-func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifest, base snapshot, replica bool, opts Options) (RoundResult, error) {
+func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifest, base snapshot, replica bool, takeover map[int32]int64, opts Options) (RoundResult, error) {
 	rr := RoundResult{Round: m.Round, Tick: m.Tick, Prev: m.PrevTick, Replica: replica, Files: len(m.Parts)}
 	var snap string
 	var done bool
@@ -237,7 +246,7 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 	if err != nil {
 		return rr, err
 	}
-	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica}
+	a := &applier{tables: infos, lw: newLockWatch(target, opts.LockTimeout), restricted: !replica, takeover: takeover}
 	defer a.lw.close()
 	start := time.Now()
 	tr := targetRound{Round: m.Round, Mode: modeOffline, Snapshot: m.Tick, Prev: m.PrevTick}

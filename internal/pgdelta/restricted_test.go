@@ -55,11 +55,11 @@ var restrictedWorkload = []string{
 // refuses the replay. Afterwards the triggers are in their original state
 // (the disabled one still disabled) and every foreign key is validated.
 func TestRestrictedTargetOwner(t *testing.T) {
-	for _, superuser := range []bool{true, false} {
-		name := "superuser"
-		if !superuser {
-			name = "table owner"
-		}
+	for _, tc := range []struct {
+		name               string
+		superuser, offline bool
+	}{{"superuser", true, false}, {"table owner", false, false}, {"table owner import-delta", false, true}} {
+		superuser, name := tc.superuser, tc.name
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, restrictedDDL)
 			kmtest.Exec(t, e.TargetURL, `TRUNCATE parent, child, grandchild, node, audit`)
@@ -68,8 +68,9 @@ func TestRestrictedTargetOwner(t *testing.T) {
 			target := e.TargetURL
 			if !superuser {
 				role := kmtest.RandName("owner_")
-				// The role that ran the bulk copy: it could create schemas.
-				kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+role+" LOGIN PASSWORD 'pw'", "GRANT CREATE ON DATABASE "+e.DBName+" TO "+role)
+				// It owns the tables and kwickmig's bookkeeping, nothing more:
+				// not even CREATE on the database.
+				kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+role+" LOGIN PASSWORD 'pw'")
 				t.Cleanup(func() {
 					kmtest.Exec(t, strings.Replace(e.TargetURL, "/"+e.DBName, "/postgres", 1), "DROP DATABASE IF EXISTS "+e.DBName+" WITH (FORCE)", "DROP ROLE "+role)
 				})
@@ -84,7 +85,17 @@ func TestRestrictedTargetOwner(t *testing.T) {
 				kmtest.Exec(t, e.SourceURL, s)
 			}
 			tgt := e.connect("target", target)
-			res, err := FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40})
+			dir := DirStore(t.TempDir())
+			delta := func() (Result, error) {
+				if !tc.offline {
+					return FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40})
+				}
+				if _, err := Export(testCtx(t), e.src(), dir, Options{BatchRows: 40}); err != nil {
+					return Result{}, err
+				}
+				return Import(testCtx(t), tgt, dir, Options{})
+			}
+			res, err := delta()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +106,7 @@ func TestRestrictedTargetOwner(t *testing.T) {
 			// A second round on top (parents deleted whose children were
 			// re-keyed in round 1) stays identical too.
 			kmtest.Exec(t, e.SourceURL, `DELETE FROM parent WHERE id IN (101, 9)`, `UPDATE parent SET id = 9 WHERE id = 102`)
-			if _, err := FinalDelta(testCtx(t), e.src(), tgt, Options{BatchRows: 40}); err != nil {
+			if _, err := delta(); err != nil {
 				t.Fatal(err)
 			}
 			e.assertSame()

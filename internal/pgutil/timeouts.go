@@ -35,8 +35,10 @@ type Timeouts struct {
 
 // Defaults are applied to every connection kwickmig makes (pgx sessions and
 // pg_dump's libpq alike) unless the connection string sets the parameter
-// itself. A dead peer is noticed within about Idle+Interval*Count (35 s) when
-// idle and UserTimeout (45 s) when writing. Tests shorten them.
+// itself. With a user timeout set, Linux also ends a connection whose
+// keepalive probes go unanswered once UserTimeout has passed since the peer
+// last answered, so a silent peer ends any wait, reading or writing, after
+// about 45 s (measured: 47 s both ways). Tests shorten them.
 var Defaults = Timeouts{
 	Connect:           10 * time.Second,
 	KeepAliveIdle:     15 * time.Second,
@@ -109,9 +111,10 @@ func applyTimeouts(side Side, cfg *pgx.ConnConfig) error {
 }
 
 // LibpqTimeouts returns connString with the default timeouts added for a
-// libpq client (pg_dump): connect_timeout, keepalives and tcp_user_timeout,
-// each only where the string does not set it.
-func LibpqTimeouts(connString string) string {
+// libpq client (pg_dump) of major version libpqMajor: connect_timeout,
+// keepalives and tcp_user_timeout (libpq 12 and later), each only where the
+// string does not set it.
+func LibpqTimeouts(connString string, libpqMajor int) string {
 	t := Defaults
 	params := []struct{ k, v string }{
 		{"connect_timeout", strconv.Itoa(max(1, int(t.Connect/time.Second)))},
@@ -119,7 +122,9 @@ func LibpqTimeouts(connString string) string {
 		{pKeepalivesIdle, strconv.Itoa(max(1, int(t.KeepAliveIdle/time.Second)))},
 		{pKeepalivesInterval, strconv.Itoa(max(1, int(t.KeepAliveInterval/time.Second)))},
 		{pKeepalivesCount, strconv.Itoa(max(1, t.KeepAliveCount))},
-		{pTCPUserTimeout, strconv.Itoa(int(t.UserTimeout / time.Millisecond))},
+	}
+	if libpqMajor >= 12 {
+		params = append(params, struct{ k, v string }{pTCPUserTimeout, strconv.Itoa(int(t.UserTimeout / time.Millisecond))})
 	}
 	if strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://") {
 		u, err := url.Parse(connString)

@@ -69,13 +69,16 @@ func TestConnectSilentServer(t *testing.T) {
 func TestLibpqTimeouts(t *testing.T) {
 	t.Setenv("PGCONNECT_TIMEOUT", "")
 	os.Unsetenv("PGCONNECT_TIMEOUT")
-	got := LibpqTimeouts("postgres://u@h/db?sslmode=disable&keepalives_idle=7")
+	got := LibpqTimeouts("postgres://u@h/db?sslmode=disable&keepalives_idle=7", 15)
 	for _, want := range []string{"connect_timeout=10", "keepalives=1", "keepalives_idle=7", "keepalives_interval=5", "keepalives_count=4", "tcp_user_timeout=45000", "sslmode=disable"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s: missing %s", got, want)
 		}
 	}
-	got = LibpqTimeouts("host=h connect_timeout = 3 dbname=db")
+	if got := LibpqTimeouts("postgres://u@h/db", 11); strings.Contains(got, "tcp_user_timeout") {
+		t.Errorf("libpq 11 has no tcp_user_timeout: %s", got)
+	}
+	got = LibpqTimeouts("host=h connect_timeout = 3 dbname=db", 15)
 	if strings.Count(got, "connect_timeout") != 1 || !strings.Contains(got, "tcp_user_timeout=45000") {
 		t.Errorf("keyword string: %s", got)
 	}
