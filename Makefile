@@ -14,8 +14,16 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
+# The packages with concurrent code (uploader pools, parallel listings and
+# verification, the store's transport, the fault proxy) run under the race
+# detector; the rest without it, which keeps `make test` short. One set of
+# servers serves both runs; a failure in either fails the target.
+RACE_PKGS  = ./internal/objstore/... ./internal/sync ./internal/verify ./internal/faultproxy
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -E '/internal/(objstore|sync|verify|faultproxy)(/|$$)')
+
 test: vet build
-	$(TESTENV) -- $(GO) test -count=1 -timeout 15m ./...
+	$(TESTENV) -- sh -c '$(GO) test -count=1 -timeout 15m -race $(RACE_PKGS); race=$$?; \
+		$(GO) test -count=1 -timeout 15m $(OTHER_PKGS) && exit $$race'
 
 demo: build
 	$(TESTENV) -- ./scripts/demo.sh

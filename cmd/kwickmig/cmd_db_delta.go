@@ -196,6 +196,10 @@ func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOption
 		if err != nil {
 			return res, err
 		}
+		if res.Upgraded {
+			fmt.Fprintf(g.stdout, "capture already installed on %s by an older kwickmig: its trigger functions were replaced (they now run as a NOLOGIN role that may only write the change log)\n", deltaPlural(len(res.Tables), "table"))
+			return res, nil
+		}
 		if res.AlreadyInstalled {
 			fmt.Fprintf(g.stdout, "capture already installed on %s; nothing changed\n", deltaPlural(len(res.Tables), "table"))
 			return res, nil
@@ -231,6 +235,9 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 			fmt.Fprintf(g.stdout, "backlog %s: none\n", since)
 		} else {
 			fmt.Fprintf(g.stdout, "backlog %s: %d rows, %s, oldest change %s old\n", since, st.Rows, report.Bytes(st.Bytes), st.OldestAge)
+		}
+		if len(st.NewPartitions) > 0 {
+			fmt.Fprintf(g.stdout, "new partitions (the next final-delta creates them on the target and copies their rows): %s\n", strings.Join(st.NewPartitions, ", "))
 		}
 		if len(st.Uncaptured) > 0 {
 			fmt.Fprintf(g.stdout, "not captured (created after install): %s\n", strings.Join(st.Uncaptured, ", "))

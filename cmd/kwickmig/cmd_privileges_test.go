@@ -22,7 +22,7 @@ func TestDBCopyPrivileges(t *testing.T) {
 	kmtest.Exec(t, e.SourceURL, "CREATE ROLE "+app+" LOGIN PASSWORD 'pw'", "CREATE ROLE "+missing)
 	kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+app+" LOGIN PASSWORD 'pw'")
 	t.Cleanup(func() {
-		kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+app+", "+missing, "DROP ROLE "+app, "DROP ROLE "+missing)
+		kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+app, "DROP OWNED BY "+missing, "DROP ROLE "+app, "DROP ROLE "+missing)
 		kmtest.Exec(t, e.TargetURL, "DROP OWNED BY "+app, "DROP ROLE "+app)
 	})
 	kmtest.Exec(t, e.SourceURL, `CREATE SCHEMA shop;

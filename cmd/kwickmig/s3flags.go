@@ -33,7 +33,7 @@ func (o *s3Options) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.ClientCert, "client-cert", "", "PEM client certificate for endpoints that require mutual TLS")
 	f.StringVar(&o.ClientKey, "client-key", "", "PEM private key for --client-cert")
 	f.DurationVar(&o.RequestTimeout, "request-timeout", s3store.DefaultRequestTimeout,
-		"how long to wait for the endpoint to answer a request (each attempt may also take 4s more per MiB of body it sends)")
+		"how long to wait for the endpoint to answer a request (an attempt may also take 10s to connect and 4s per MiB of body it sends)")
 	f.Float64Var(&o.MaxRPS, "max-rps", 0, "cap on S3 requests per second (0: none; throttling lowers the rate adaptively anyway)")
 }
 

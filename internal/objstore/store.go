@@ -75,7 +75,10 @@ type Store interface {
 	// Put stores size bytes read from body under key. body is read from its
 	// current position; it may be read more than once on retries (it must be
 	// an io.ReadSeeker for that; the implementation seeks back to the start
-	// position). The object exists with exactly these bytes when Put returns nil.
+	// position, or reads sections of it when it is an io.ReaderAt). The
+	// object exists with exactly these bytes when Put returns nil. When Put
+	// returns (with or without an error) the store no longer reads body:
+	// the caller may reuse its buffer at once.
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (PutResult, error)
 	// Head returns the object's info, including its stored checksum when
 	// available. Returns an error matching ErrNotExist if key is absent.

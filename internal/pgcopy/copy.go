@@ -107,11 +107,11 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	var matviews []string
 	if !opts.DataOnly {
 		if !state.PreDataDone || !state.PostDataDone {
-			acl, owners, err := opts.sourceRoles(ctx, coord.conn, tables, excluded)
+			need, err := opts.sourceRoles(ctx, coord.conn, tables, excluded)
 			if err != nil {
 				return err
 			}
-			if err := checkRoles(ctx, dst, acl, owners); err != nil {
+			if err := checkRoles(ctx, dst, need); err != nil {
 				return err
 			}
 		}
@@ -145,6 +145,7 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	}
 
 	var units map[*Table]unit
+	var catchUp func(context.Context) error // resume.go
 	if !opts.SchemaOnly {
 		if err := planParts(ck, sectionCopy, tables, opts.SplitLargerThan, coord.blockSize, opts.Resume); err != nil {
 			return err
@@ -156,12 +157,22 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		if units, err = partitionRoots(ctx, coord.conn, tables); err != nil {
 			return err
 		}
+		if err := l.followCatchUps(ctx, dst, tables, units, state.Baseline); err != nil {
+			return err
+		}
 		redone, err := l.settleUnits(ctx, dst, tables, units, state.Baseline)
 		if err != nil {
 			return err
 		}
 		for _, t := range redone {
 			log.Warn("resume: reloading table whole, its finished parts are from an earlier snapshot", "table", t)
+		}
+		if state.CaptureOn && captureOn {
+			plan := l.catchUpPlan(tables, units, state.Baseline)
+			catchUp = func(ctx context.Context) error { return l.catchUp(ctx, opts, tables, units, plan, &res.Warnings) }
+			if post != nil {
+				post.r.afterIndexes = catchUp
+			}
 		}
 		truncated, err := checkTargets(ctx, dst, tables, opts.Resume)
 		if err != nil {
@@ -181,6 +192,11 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		}); err != nil {
 			return err
 		}
+		if catchUp != nil && post == nil {
+			if err := catchUp(ctx); err != nil {
+				return err
+			}
+		}
 		if err := setSequences(ctx, dst, seqs, &res.Failures); err != nil {
 			return err
 		}
@@ -189,9 +205,8 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 		if err := putState(ck, sectionCopy, state); err != nil {
 			return err
 		}
-		if res.tableSnapshots, err = unitSnapshots(tables, units, state.Baseline); err != nil {
-			return err
-		}
+		// After the catch-up, which may move units forward.
+		res.tableSnapshots = func() (map[[2]string]string, error) { return unitSnapshots(tables, units, state.Baseline) }
 	}
 	// The snapshot has served; release the source's locks before the
 	// index builds.

@@ -33,13 +33,13 @@ type Manifest struct {
 	PostData         *FileEntry     `json:"post_data,omitempty"`
 	Matviews         []string       `json:"materialized_views,omitempty"`
 	TableFilter      []string       `json:"table_filter,omitempty"` // --table given to the export
-	// ACLRoles are the roles the schema's privileges name, OwnerRoles the
-	// owners (export --owners): import checks the target has them.
-	ACLRoles   []string         `json:"acl_roles,omitempty"`
-	OwnerRoles []string         `json:"owner_roles,omitempty"`
-	Tables     []ManifestTable  `json:"tables"`
-	Sequences  []*Sequence      `json:"sequences"`
-	Totals     ManifestTotalRow `json:"totals"`
+	// Roles are the roles the schema's privileges and (export --owners)
+	// ownerships name: import checks the target has them.
+	Roles     *RoleNeeds       `json:"roles,omitempty"`
+	Owners    bool             `json:"owners,omitempty"`
+	Tables    []ManifestTable  `json:"tables"`
+	Sequences []*Sequence      `json:"sequences"`
+	Totals    ManifestTotalRow `json:"totals"`
 }
 
 // ManifestSource identifies the exported database (no secrets).
@@ -132,9 +132,10 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 		return err
 	}
 	if !opts.DataOnly {
-		if man.ACLRoles, man.OwnerRoles, err = opts.sourceRoles(ctx, coord.conn, tables, excluded); err != nil {
+		if man.Roles, err = opts.sourceRoles(ctx, coord.conn, tables, excluded); err != nil {
 			return err
 		}
+		man.Owners = opts.Owners
 		dump, err := findPgDump(opts.PgDump, coord.major)
 		if err != nil {
 			return err

@@ -120,11 +120,17 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 		post = newPostPhase(opts, ck, sectionImport, opts.schemaScript(string(text)))
 	}
 	if !opts.DataOnly && (!state.PreDataDone || !state.PostDataDone) {
-		acl := man.ACLRoles
-		if opts.NoPrivileges {
-			acl = nil
+		need := man.Roles
+		if opts.NoPrivileges && need != nil {
+			// Without the privileges only ownerships need roles; the
+			// manifest does not tell owners from default-privilege roles,
+			// so with --owners all are kept.
+			need = &RoleNeeds{}
+			if man.Owners {
+				need.ActAs = man.Roles.ActAs
+			}
 		}
-		if err := checkRoles(ctx, dst, acl, man.OwnerRoles); err != nil {
+		if err := checkRoles(ctx, dst, need); err != nil {
 			return err
 		}
 	}

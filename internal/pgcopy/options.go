@@ -87,6 +87,9 @@ type Options struct {
 	// testHookPartLoaded runs after each part is committed on the target;
 	// an error aborts the run (tests induce failures there).
 	testHookPartLoaded func(p *Part) error
+	// testHookCaughtUp runs after a catch-up committed on the target and
+	// before the checkpoint records it; an error aborts the run.
+	testHookCaughtUp func() error
 }
 
 func (o *Options) fill() error {
@@ -180,7 +183,7 @@ type Result struct {
 
 	// tableSnapshots: tables (partition roots) a resumed copy loaded in a
 	// later snapshot than Snapshot (resume.go).
-	tableSnapshots map[[2]string]string
+	tableSnapshots func() (map[[2]string]string, error)
 }
 
 // Summary returns the run's totals for the checkpoint's run history.

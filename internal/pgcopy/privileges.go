@@ -51,11 +51,11 @@ WITH userns AS (
   SELECT 0, d.defaclacl FROM pg_catalog.pg_default_acl d
   WHERE $1::oid[] IS NULL AND (d.defaclnamespace = 0 OR d.defaclnamespace IN (SELECT oid FROM userns))
 )
-SELECT r.rolname FROM acl CROSS JOIN LATERAL pg_catalog.aclexplode(acl.acl) x
+SELECT r.rolname, false FROM acl CROSS JOIN LATERAL pg_catalog.aclexplode(acl.acl) x
   JOIN pg_catalog.pg_roles r ON r.oid = x.grantee
 WHERE acl.acl IS NOT NULL AND x.grantee <> 0 AND x.grantee <> acl.owner
 UNION
-SELECT r.rolname FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_roles r ON r.oid = d.defaclrole
+SELECT r.rolname, true FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_roles r ON r.oid = d.defaclrole
 WHERE $1::oid[] IS NULL AND (d.defaclnamespace = 0 OR d.defaclnamespace IN (SELECT oid FROM userns))
 ORDER BY 1`
 
@@ -68,19 +68,38 @@ SELECT r.rolname FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.
 WHERE n.oid IN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = ANY ($1::oid[]))
 ORDER BY 1`
 
-// aclRoles returns the roles the copied schema's privileges (and, with
-// owners, its ownerships) name, read in the copy's snapshot.
-func aclRoles(ctx context.Context, src *pgx.Conn, tables, excluded []*Table, filtered bool) ([]string, error) {
+// RoleNeeds are the target roles the schema to be copied names. Grantees
+// must exist. The migrating role must be a member of the roles it acts
+// for: ALTER DEFAULT PRIVILEGES FOR ROLE r, and ALTER … OWNER TO r
+// (--owners), are refused otherwise unless it is a superuser (an Aurora
+// master user is not).
+type RoleNeeds struct {
+	Grantees []string `json:"grantees,omitempty"`
+	ActAs    []string `json:"act_as,omitempty"`
+}
+
+// aclRoles adds the roles the copied schema's privileges name, read in the
+// copy's snapshot.
+func aclRoles(ctx context.Context, src *pgx.Conn, tables, excluded []*Table, filtered bool, need *RoleNeeds) error {
 	var only []uint32
 	if filtered {
 		only = oidsOf(tables)
 	}
 	rows, _ := src.Query(ctx, aclRolesSQL, only, oidsOf(excluded))
-	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var name string
+	var actAs bool
+	_, err := pgx.ForEachRow(rows, []any{&name, &actAs}, func() error {
+		if actAs {
+			need.ActAs = append(need.ActAs, name)
+		} else {
+			need.Grantees = append(need.Grantees, name)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("source: roles named in privileges: %s", oneLine(err))
+		return fmt.Errorf("source: roles named in privileges: %s", oneLine(err))
 	}
-	return roles, nil
+	return nil
 }
 
 // ownerRoles returns the owners of the copied tables and their schemas.
@@ -95,18 +114,21 @@ func ownerRoles(ctx context.Context, src *pgx.Conn, tables []*Table) ([]string, 
 
 // sourceRoles returns the roles the schema to be copied names, as the
 // options choose: ACL roles unless NoPrivileges, owners with Owners.
-func (o *Options) sourceRoles(ctx context.Context, src *pgx.Conn, tables, excluded []*Table) (acl, owners []string, err error) {
+func (o *Options) sourceRoles(ctx context.Context, src *pgx.Conn, tables, excluded []*Table) (*RoleNeeds, error) {
+	need := &RoleNeeds{}
 	if !o.NoPrivileges {
-		if acl, err = aclRoles(ctx, src, tables, excluded, len(o.Tables) > 0); err != nil {
-			return nil, nil, err
+		if err := aclRoles(ctx, src, tables, excluded, len(o.Tables) > 0, need); err != nil {
+			return nil, err
 		}
 	}
 	if o.Owners {
-		if owners, err = ownerRoles(ctx, src, tables); err != nil {
-			return nil, nil, err
+		owners, err := ownerRoles(ctx, src, tables)
+		if err != nil {
+			return nil, err
 		}
+		need.ActAs = append(need.ActAs, owners...)
 	}
-	return acl, owners, nil
+	return need, nil
 }
 
 func oidsOf(tables []*Table) []uint32 {
@@ -118,27 +140,34 @@ func oidsOf(tables []*Table) []uint32 {
 }
 
 // checkRoles refuses, before anything is written, a target that lacks a
-// role the privileges (or ownerships) to be copied name.
-func checkRoles(ctx context.Context, dst *pgx.Conn, acl, owners []string) error {
-	roles := append(append([]string(nil), acl...), owners...)
-	if len(roles) == 0 {
+// role the privileges (or ownerships) to be copied name, or on which the
+// migrating role may not act for a role it must.
+func checkRoles(ctx context.Context, dst *pgx.Conn, need *RoleNeeds) error {
+	if need == nil || len(need.Grantees)+len(need.ActAs) == 0 {
 		return nil
 	}
-	rows, _ := dst.Query(ctx, `SELECT r FROM unnest($1::text[]) r
+	roles := append(append([]string(nil), need.Grantees...), need.ActAs...)
+	rows, _ := dst.Query(ctx, `SELECT DISTINCT r FROM unnest($1::text[]) r
 		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) ORDER BY 1`, roles)
 	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return fmt.Errorf("target: roles: %s", oneLine(err))
 	}
-	if len(missing) == 0 {
-		return nil
+	if len(missing) > 0 {
+		return fmt.Errorf("target: %d role(s) named in the source's privileges or ownerships do not exist on the target: %s "+
+			"(create them on the target first, or copy with --no-privileges and without --owners)", len(missing), strings.Join(missing, ", "))
 	}
-	what := "privileges"
-	if len(owners) > 0 {
-		what = "privileges and ownerships (--owners)"
+	rows, _ = dst.Query(ctx, `SELECT DISTINCT r FROM unnest($1::text[]) r
+		WHERE NOT pg_catalog.pg_has_role(r, 'MEMBER') ORDER BY 1`, need.ActAs)
+	foreign, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target: role membership: %s", oneLine(err))
 	}
-	return fmt.Errorf("target: %d role(s) named in the source's %s do not exist on the target: %s "+
-		"(create them on the target first, or run without --owners and with --no-privileges)", len(missing), what, strings.Join(missing, ", "))
+	if len(foreign) > 0 {
+		return fmt.Errorf("target: the migrating role is not a member of %s, whose default privileges (or, with --owners, objects) the copy sets: "+
+			"GRANT %s TO the migrating role on the target first, or copy with --no-privileges and without --owners", strings.Join(foreign, ", "), strings.Join(foreign, ", "))
+	}
+	return nil
 }
 
 // withoutPrivileges drops GRANT/REVOKE and ALTER DEFAULT PRIVILEGES items
@@ -157,7 +186,31 @@ func withoutPrivileges(s *script) *script {
 func (o *Options) schemaScript(text string) *script {
 	s := parseScript(text)
 	if o.NoPrivileges {
-		s = withoutPrivileges(s)
+		return withoutPrivileges(s)
 	}
-	return s
+	return ownGrants(s)
+}
+
+// ownGrants makes the migrating role the grantor of every grant. pg_dump
+// writes a grant made by a role other than the owner (one holding the
+// privilege WITH GRANT OPTION) between SET SESSION AUTHORIZATION that role
+// and RESET SESSION AUTHORIZATION, which only a superuser may run (an
+// Aurora master user is not one). The grantee's privileges are the same;
+// only the recorded grantor differs.
+func ownGrants(s *script) *script {
+	out := &script{Preamble: s.Preamble, Entries: make([]entry, len(s.Entries))}
+	for i, e := range s.Entries {
+		if e.Type == "ACL" && strings.Contains(e.SQL, "SESSION AUTHORIZATION") {
+			var keep []string
+			for _, line := range strings.Split(e.SQL, "\n") {
+				if t := strings.TrimSpace(line); strings.HasPrefix(t, "SET SESSION AUTHORIZATION ") || t == "RESET SESSION AUTHORIZATION;" {
+					continue
+				}
+				keep = append(keep, line)
+			}
+			e.SQL = strings.Join(keep, "\n")
+		}
+		out.Entries[i] = e
+	}
+	return out
 }

@@ -6,6 +6,9 @@ import (
 	"sort"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/pgdelta"
+	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
 // A resumed copy reads the source in a new snapshot. Parts are ctid page
@@ -16,6 +19,11 @@ import (
 // and a delta round can skip changes per root only): a unit with anything
 // left to load is reloaded whole where an earlier run loaded part of it in
 // another snapshot.
+//
+// With change capture installed, units an earlier run finished are then
+// brought forward to this run's snapshot through the change log
+// (pgdelta.CatchUp), once their keys are built and before triggers and
+// foreign keys: the copy is of one snapshot again, and foreign keys hold.
 //
 // Units loaded in a later snapshot than the copy's baseline are recorded on
 // the target (pgdelta.RecordTableSnapshots): delta rounds skip their
@@ -139,4 +147,132 @@ func unitSnapshots(tables []*Table, units map[*Table]unit, baseline string) (map
 		}
 	}
 	return out, nil
+}
+
+// followCatchUps moves done parts to the snapshot the target records their
+// unit was caught up to (pgdelta.CatchUp), in case a run crashed between
+// the catch-up's commit and its checkpoint write.
+func (l *loader) followCatchUps(ctx context.Context, dst *pgx.Conn, tables []*Table, units map[*Table]unit, baseline string) error {
+	steps, err := pgdelta.CatchUps(ctx, dst)
+	if err != nil || len(steps) == 0 {
+		return err
+	}
+	next := map[[3]string]string{}
+	for _, s := range steps {
+		next[[3]string{s.Table[0], s.Table[1], s.From}] = s.To
+	}
+	for _, t := range tables {
+		u := units[t]
+		for _, p := range t.Parts {
+			if !p.state.Done {
+				continue
+			}
+			s := partSnapshot(p, baseline)
+			for i := 0; i < len(steps); i++ {
+				to, ok := next[[3]string{u[0], u[1], s}]
+				if !ok {
+					break
+				}
+				s = to
+			}
+			if s != partSnapshot(p, baseline) {
+				p.state.Snapshot = s
+				if err := l.put(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// catchUpPlan returns, by snapshot, the units every part of which an
+// earlier run loaded in that snapshot (not this run's).
+func (l *loader) catchUpPlan(tables []*Table, units map[*Table]unit, baseline string) map[string][]unit {
+	snap := map[unit]string{}
+	pending := map[unit]bool{}
+	for _, t := range tables {
+		u := units[t]
+		for _, p := range t.Parts {
+			if !p.state.Done {
+				pending[u] = true
+				continue
+			}
+			snap[u] = partSnapshot(p, baseline)
+		}
+	}
+	plan := map[string][]unit{}
+	for u, s := range snap {
+		if !pending[u] && s != l.snapshot {
+			plan[s] = append(plan[s], u)
+		}
+	}
+	for _, us := range plan {
+		sort.Slice(us, func(i, j int) bool { return us[i][0]+"."+us[i][1] < us[j][0]+"."+us[j][1] })
+	}
+	return plan
+}
+
+// catchUp brings the units of plan forward to this run's snapshot through
+// the change log, and records their parts at it. Units not under capture
+// stay as they are (with a warning).
+func (l *loader) catchUp(ctx context.Context, opts *Options, tables []*Table, units map[*Table]unit, plan map[string][]unit, warnings *[]string) error {
+	if len(plan) == 0 {
+		return nil
+	}
+	src, err := pgutil.Connect(ctx, pgutil.Source, opts.SourceURL)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := pgutil.Connect(ctx, pgutil.Target, opts.TargetURL)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	froms := make([]string, 0, len(plan))
+	for from := range plan {
+		froms = append(froms, from)
+	}
+	sort.Strings(froms)
+	moved := map[unit]bool{}
+	for _, from := range froms {
+		us := make([][2]string, len(plan[from]))
+		for i, u := range plan[from] {
+			us[i] = u
+		}
+		n, uncaptured, err := pgdelta.CatchUp(ctx, src, dst, from, l.snapshot, us, pgdelta.Options{Logger: opts.Logger})
+		if err != nil {
+			return err
+		}
+		if opts.testHookCaughtUp != nil {
+			if err := opts.testHookCaughtUp(); err != nil {
+				return err
+			}
+		}
+		skip := map[unit]bool{}
+		for _, u := range uncaptured {
+			skip[u] = true
+			msg := fmt.Sprintf("resume: %s.%s is not under change capture: it stays as of the earlier snapshot %s", u[0], u[1], from)
+			opts.Logger.Warn(msg)
+			*warnings = append(*warnings, msg)
+		}
+		for _, u := range plan[from] {
+			moved[u] = !skip[u]
+		}
+		opts.Logger.Info("resume: tables finished by an earlier run caught up to this run's snapshot",
+			"tables", len(us)-len(uncaptured), "changes", n, "from", from, "to", l.snapshot)
+	}
+	for _, t := range tables {
+		if !moved[units[t]] {
+			continue
+		}
+		for _, p := range t.Parts {
+			p.state.Snapshot = l.snapshot
+			if err := l.put(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

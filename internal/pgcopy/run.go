@@ -197,7 +197,14 @@ func finishPhases(ctx context.Context, opts *Options, ck *checkpoint.DB, section
 			return err
 		}
 	}
-	ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, snapshot, res.tableSnapshots, opts.Logger, &res.Warnings)
+	var later map[[2]string]string
+	if res.tableSnapshots != nil {
+		var err error
+		if later, err = res.tableSnapshots(); err != nil {
+			return err
+		}
+	}
+	ok, err := recordBaseline(ctx, opts.TargetURL, captureOn, snapshot, later, opts.Logger, &res.Warnings)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,10 @@ type postDataRunner struct {
 	workers int
 	// workMem: maintenance_work_mem, "server" to leave it.
 	workMem string
+	// afterIndexes runs once, when every index and key is built and before
+	// triggers and foreign keys (resume.go: the catch-up of tables an
+	// earlier run finished).
+	afterIndexes func(context.Context) error
 }
 
 // apply runs the post-data script: indexes and primary/unique constraints
@@ -96,16 +100,20 @@ func (r *postDataRunner) apply(ctx context.Context, s *script) (int, error) {
 			serial = append(serial, e)
 		}
 	}
-	n := 0
-	for _, phase := range []struct {
-		items []entry
-		jobs  int
-	}{{par, r.jobs}, {serial, 1}} {
-		if err := r.run(ctx, s.Preamble, phase.items, phase.jobs); err != nil {
+	if err := r.run(ctx, s.Preamble, par, r.jobs); err != nil {
+		return 0, err
+	}
+	n := len(par)
+	if hook := r.afterIndexes; hook != nil {
+		r.afterIndexes = nil
+		if err := hook(ctx); err != nil {
 			return n, err
 		}
-		n += len(phase.items)
 	}
+	if err := r.run(ctx, s.Preamble, serial, 1); err != nil {
+		return n, err
+	}
+	n += len(serial)
 	if err := r.applyFKs(ctx, s.Preamble, fks); err != nil {
 		return n, err
 	}
@@ -199,13 +207,33 @@ func (r *postDataRunner) exec(ctx context.Context, conn *pgx.Conn, e entry, sql 
 	return r.markDone(entryKey(e))
 }
 
+// matviewsSQL lists the populated materialized views in dependency order:
+// a view's depth is its longest chain of materialized (or plain) views
+// below it, read from pg_rewrite and pg_depend, so each comes after the
+// views it reads.
+const matviewsSQL = `
+WITH RECURSIVE dep(viewid, base) AS (
+  SELECT DISTINCT r.ev_class, d.refobjid
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class
+), depth(viewid, n) AS (
+  SELECT oid, 0 FROM pg_catalog.pg_class WHERE relkind = 'm'
+  UNION
+  SELECT dep.viewid, depth.n + 1 FROM dep JOIN depth ON dep.base = depth.viewid WHERE depth.n < 64
+)
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN (SELECT viewid, max(n) AS n FROM depth GROUP BY viewid) d ON d.viewid = c.oid
+WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> '` + captureSchema + `'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+ORDER BY d.n, c.oid`
+
 // listMatviews returns the populated materialized views among the copied
-// schemas (pre-data creates them empty; they are refreshed at the end).
+// schemas in dependency order (pre-data creates them empty; they are
+// refreshed at the end).
 func listMatviews(ctx context.Context, q *pgx.Conn) ([]string, error) {
-	rows, _ := q.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> '`+captureSchema+`'
-		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-		ORDER BY c.oid`)
+	rows, _ := q.Query(ctx, matviewsSQL)
 	var out []string
 	var s, n string
 	_, err := pgx.ForEachRow(rows, []any{&s, &n}, func() error {
@@ -218,11 +246,15 @@ func listMatviews(ctx context.Context, q *pgx.Conn) ([]string, error) {
 	return out, nil
 }
 
-// refreshMatviews populates materialized views on the target.
+// refreshMatviews populates materialized views on the target, in the
+// order given (dependency order), and analyzes each.
 func refreshMatviews(ctx context.Context, conn *pgx.Conn, views []string) error {
 	for _, v := range views {
 		if err := conn.PgConn().Exec(ctx, "REFRESH MATERIALIZED VIEW "+v).Close(); err != nil {
 			return fmt.Errorf("target: refresh materialized view %s: %s", v, oneLine(err))
+		}
+		if err := conn.PgConn().Exec(ctx, "ANALYZE "+v).Close(); err != nil {
+			return fmt.Errorf("target: analyze %s: %s", v, oneLine(err))
 		}
 	}
 	return nil

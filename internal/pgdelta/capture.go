@@ -74,6 +74,9 @@ type InstallResult struct {
 	Excluded         []string `json:"excluded,omitempty"`
 	NoKey            []string `json:"no_key,omitempty"` // captured with --allow-no-key
 	AlreadyInstalled bool     `json:"already_installed"`
+	// Upgraded: an install by an older kwickmig had its trigger functions
+	// replaced (capture role, output functions) in place.
+	Upgraded bool `json:"upgraded,omitempty"`
 }
 
 // ErrNoKey is matched by Install's error when captured tables lack a key.
@@ -92,6 +95,10 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	if installed {
 		res.AlreadyInstalled = true
 		err := source.QueryRow(ctx, `SELECT coalesce(array_agg(format('%s.%s', schema_name, table_name) ORDER BY tid), '{}') FROM kwickmig.tables`).Scan(&res.Tables)
+		if err != nil {
+			return res, err
+		}
+		res.Upgraded, err = upgradeCapture(ctx, source)
 		return res, err
 	}
 	all, err := listTables(ctx, source)
@@ -323,6 +330,9 @@ type Status struct {
 	Drift []string `json:"drift,omitempty"`
 	// Uncaptured are tables created after install (also in Drift).
 	Uncaptured []string `json:"uncaptured,omitempty"`
+	// NewPartitions were created or attached since the last delta run,
+	// which takes them over ("schema.partition of schema.table").
+	NewPartitions []string `json:"new_partitions,omitempty"`
 }
 
 // CaptureStatus measures the backlog: log rows not yet applied (direct) or
@@ -343,11 +353,11 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	gone, err := gonePartitions(ctx, source)
+	gone, fresh, err := partitionStatus(ctx, source)
 	if err != nil {
 		return st, err
 	}
-	st.Drift, st.Uncaptured = append(d.Problems, gone...), d.Uncaptured
+	st.Drift, st.Uncaptured, st.NewPartitions = append(d.Problems, gone...), d.Uncaptured, fresh
 	last, round, err := lastDoneTick(ctx, source)
 	if err != nil {
 		return st, err

@@ -5,9 +5,13 @@
 // DESIGN.md, "Change capture: how not to lose a change".
 //
 // Source side (schema kwickmig): meta (install facts, the installing
-// transaction id), tables (captured tables, their keys, logged columns and
-// column fingerprints), log (the changes, indexed by txid), tick (snapshots
-// taken by delta rounds, marked applied or exported). Target side (schema
+// transaction id, the capture role), tables (captured tables, their keys,
+// logged columns, column fingerprints and, for tables added after install,
+// their schema), partitions (the partitions of captured tables kwickmig
+// knows), log (the changes, indexed by txid), tick (snapshots taken by delta
+// rounds, marked applied or exported). The trigger functions are SECURITY
+// DEFINER and belong to a NOLOGIN role of their own,
+// kwickmig_capture_<database oid>, that may only insert into the log. Target side (schema
 // kwickmig): rounds (round 0 is the bulk copy's snapshot, recorded by
 // RecordBaseline; round k holds tick k and, while unfinished, the last log id
 // applied) and batches (offline part files applied).

@@ -234,10 +234,19 @@ func takeOverPartitions(ctx context.Context, source *pgx.Conn, fresh []partition
 	for _, p := range fresh {
 		isFresh[p.relid] = true
 	}
+	lastDone, _, err := lastDoneTick(ctx, source)
+	if err != nil {
+		return err
+	}
+	if lastDone == "" {
+		lastDone = emptySnapshot
+	}
 	return pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
-		// The text forms the capture trigger pins.
+		// The text forms the capture trigger pins; nothing resolved through
+		// the search_path (partition constraints are read qualified).
 		for _, s := range []string{"SET LOCAL lock_timeout = 10000", "SET LOCAL extra_float_digits = 1", "SET LOCAL datestyle = ISO",
-			"SET LOCAL timezone = UTC", "SET LOCAL intervalstyle = postgres", "SET LOCAL bytea_output = hex"} {
+			"SET LOCAL timezone = UTC", "SET LOCAL intervalstyle = postgres", "SET LOCAL bytea_output = hex",
+			"SET LOCAL search_path = pg_catalog, pg_temp"} {
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("source: %s: %w", s, err)
 			}
@@ -254,6 +263,13 @@ func takeOverPartitions(ctx context.Context, source *pgx.Conn, fresh []partition
 					return fmt.Errorf("source: could not lock new partition %s within 10s (transactions are writing to it); nothing was applied: run again at a quieter moment", p.display())
 				}
 				return fmt.Errorf("source: lock new partition %s: %w", p.display(), err)
+			}
+			if !isFresh[p.parentRelid] {
+				// before the trigger: creating it changes the catalog row
+				// whose age tells when the partition arrived
+				if err := pruneTakenOverLog(ctx, tx, p, c, lastDone); err != nil {
+					return err
+				}
 			}
 			var has bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'kwickmig_capture_truncate')`,
@@ -410,6 +426,27 @@ func completeManifest(ctx context.Context, source *pgx.Conn, m *manifest) error 
 	if err != nil {
 		return err
 	}
+	// A partition that arrived between followPartitions and the tick has
+	// rows this round cannot bring: refuse the round (its tick is left
+	// unexported; the next export takes a new one over everything since).
+	rows, err := source.Query(ctx, `SELECT relid FROM kwickmig.partitions WHERE state = 'attached'`)
+	if err != nil {
+		return fmt.Errorf("source: read kwickmig.partitions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return fmt.Errorf("source: read kwickmig.partitions: %w", err)
+	}
+	known := map[uint32]bool{}
+	for _, id := range ids {
+		known[id] = true
+	}
+	for _, d := range defs {
+		if !known[d.relid] {
+			return fmt.Errorf("source: partition %s of %s appeared while round %d was being exported; nothing of it was written: run final-delta --out again",
+				d.display(), d.parentDisplay(), m.Round)
+		}
+	}
 	m.Partitions, m.PartitionsListed = defs, true
 	caps, err := capturedTables(ctx, source)
 	if err != nil {
@@ -455,36 +492,44 @@ func prepareImportTarget(ctx context.Context, target *pgx.Conn, m manifest) erro
 	return nil
 }
 
-// gonePartitions lists, for capture status, the recorded partitions the
-// source no longer has.
-func gonePartitions(ctx context.Context, source *pgx.Conn) ([]string, error) {
+// partitionStatus lists, for capture status, the recorded partitions the
+// source no longer has (gone) and the partitions the next delta run will
+// take over (fresh).
+func partitionStatus(ctx context.Context, source *pgx.Conn) (gone, fresh []string, err error) {
 	var ok bool
 	if err := source.QueryRow(ctx, `SELECT to_regclass('kwickmig.partitions') IS NOT NULL`).Scan(&ok); err != nil || !ok {
-		return nil, err
+		return nil, nil, err
 	}
 	defs, err := sourcePartitions(ctx, source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := map[uint32]bool{}
 	for _, p := range defs {
 		now[p.relid] = true
 	}
-	rows, err := source.Query(ctx, `SELECT relid, schema_name, table_name, parent FROM kwickmig.partitions ORDER BY schema_name, table_name`)
+	rows, err := source.Query(ctx, `SELECT relid, schema_name, table_name, parent, state FROM kwickmig.partitions ORDER BY schema_name, table_name`)
 	if err != nil {
-		return nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		return nil, nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
 	}
-	var out []string
+	known := map[uint32]bool{}
 	var relid uint32
-	var s, n, parent string
-	_, err = pgx.ForEachRow(rows, []any{&relid, &s, &n, &parent}, func() error {
+	var s, n, parent, state string
+	_, err = pgx.ForEachRow(rows, []any{&relid, &s, &n, &parent, &state}, func() error {
 		if !now[relid] {
-			out = append(out, fmt.Sprintf("%s (partition of %s detached or dropped: final-delta refuses while the target still has it)", displayName(s, n), parent))
+			gone = append(gone, fmt.Sprintf("%s (partition of %s detached or dropped: final-delta refuses while the target still has it)", displayName(s, n), parent))
+		} else if state == "attached" {
+			known[relid] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
+		return nil, nil, fmt.Errorf("source: read kwickmig.partitions: %w", err)
 	}
-	return out, nil
+	for _, p := range defs {
+		if !known[p.relid] {
+			fresh = append(fresh, p.display()+" of "+p.parentDisplay())
+		}
+	}
+	return gone, fresh, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,4 +81,56 @@ func dropCaptureRole(ctx context.Context, tx pgx.Tx, role string) error {
 func isInsufficientPrivilege(err error) bool {
 	var pe interface{ SQLState() string }
 	return errors.As(err, &pe) && pe.SQLState() == "42501"
+}
+
+// upgradeCapture replaces, in one transaction, the trigger functions of a
+// capture installed by an older kwickmig (SECURITY DEFINER as the
+// installer, values logged through casts to text) with the current ones,
+// owned by the capture role. The tables' triggers stay (they call the
+// functions by oid) and nothing is logged differently but the text of
+// booleans, inet and char(n), which the apply casts back all the same.
+func upgradeCapture(ctx context.Context, source *pgx.Conn) (bool, error) {
+	var has bool
+	if err := source.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM kwickmig.meta WHERE key = 'capture_role')`).Scan(&has); err != nil {
+		return false, fmt.Errorf("source: read capture install: %w", err)
+	}
+	if has {
+		return false, nil
+	}
+	role, err := captureRoleName(ctx, source)
+	if err != nil {
+		return false, fmt.Errorf("source: %w", err)
+	}
+	if err := ensurePartitionRecord(ctx, source); err != nil {
+		return false, err
+	}
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return false, err
+	}
+	err = pgx.BeginFunc(ctx, source, func(tx pgx.Tx) error {
+		if err := createCaptureRole(ctx, tx, role); err != nil {
+			return err
+		}
+		for _, c := range caps {
+			forms, err := textForms(ctx, tx.Conn(), c.OID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.display(), err)
+			}
+			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role)
+			// the function, then its owner; the triggers exist already
+			body := strings.Replace(stmts[0], "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+			for _, s := range []string{body, stmts[1]} {
+				if _, err := tx.Exec(ctx, s); err != nil {
+					return fmt.Errorf("upgrade capture function of %s: %w", c.display(), err)
+				}
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO kwickmig.meta VALUES ('capture_role', $1)`, role)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("source: capture upgrade: %w", err)
+	}
+	return true, nil
 }

@@ -117,3 +117,62 @@ func TestCaptureCastEscalation(t *testing.T) {
 			owner, login, rsuper, canSelect, canCreate, canUseLog)
 	}
 }
+
+// TestCaptureUpgradeOldInstall: a capture installed by an older kwickmig
+// (functions SECURITY DEFINER as the superuser installer, logging casts to
+// text) is upgraded in place by capture install: afterwards the cast
+// scenario no longer escalates and changes keep flowing.
+func TestCaptureUpgradeOldInstall(t *testing.T) {
+	t.Parallel()
+	hacker, pw := loginRole(t, "hacker")
+	e := newEnv(t, `CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TABLE feelings (id int PRIMARY KEY, m mood)`)
+	kmtest.Exec(t, e.SourceURL,
+		`ALTER TYPE mood OWNER TO `+hacker,
+		`CREATE SCHEMA hack AUTHORIZATION `+hacker,
+		`GRANT SELECT, UPDATE ON feelings TO `+hacker,
+		`INSERT INTO feelings VALUES (1, 'sad')`)
+	e.install(InstallOptions{})
+	// Turn it into what the older kwickmig installed.
+	role := ""
+	if err := e.src().QueryRow(testCtx(t), `SELECT value FROM kwickmig.meta WHERE key = 'capture_role'`).Scan(&role); err != nil {
+		t.Fatal(err)
+	}
+	kmtest.Exec(t, e.SourceURL,
+		`CREATE OR REPLACE FUNCTION kwickmig.capture_1() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+		SET search_path = pg_catalog, pg_temp AS $$
+		BEGIN
+			INSERT INTO kwickmig.log (tid, op, key, data) VALUES (1, 'U', ARRAY[NEW.id::text], ARRAY[NEW.id::text, NEW.m::text]);
+			RETURN NULL;
+		END $$`,
+		`ALTER FUNCTION kwickmig.capture_1() OWNER TO CURRENT_USER`,
+		`DROP OWNED BY `+role,
+		`DROP ROLE `+role,
+		`DELETE FROM kwickmig.meta WHERE key = 'capture_role'`,
+		`DROP TABLE kwickmig.partitions`)
+	res := e.install(InstallOptions{})
+	if !res.AlreadyInstalled || !res.Upgraded {
+		t.Fatalf("install over an old capture = %+v, want it upgraded", res)
+	}
+	if again := e.install(InstallOptions{}); again.Upgraded {
+		t.Fatal("a second install upgraded again")
+	}
+	e.bulkCopy(nil)
+	hackURL := asRole(t, e.SourceURL, hacker, pw)
+	kmtest.Exec(t, hackURL,
+		`CREATE FUNCTION hack.evil(m mood) RETURNS text LANGUAGE plpgsql AS $$
+		BEGIN
+			EXECUTE format('ALTER ROLE %I SUPERUSER', session_user);
+			RETURN 'evil';
+		END $$`,
+		`CREATE CAST (mood AS text) WITH FUNCTION hack.evil(mood) AS IMPLICIT`,
+		`UPDATE feelings SET m = 'happy' WHERE id = 1`)
+	var super bool
+	if err := e.src().QueryRow(testCtx(t), `SELECT rolsuper FROM pg_roles WHERE rolname = $1`, hacker).Scan(&super); err != nil {
+		t.Fatal(err)
+	}
+	if super {
+		t.Fatalf("%s became superuser through an upgraded capture trigger", hacker)
+	}
+	e.finalDelta(Options{})
+	e.assertSame()
+}

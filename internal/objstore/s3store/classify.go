@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -55,16 +57,48 @@ var perObject400 = map[string]bool{
 }
 
 // classify marks err with its class (nil stays nil; a cancellation by the
-// caller stays unmarked).
-func classify(err error) error {
+// caller stays unmarked). what names the call ("head KEY", "bucket B").
+func classify(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	switch classOf(err) {
 	case classFatal:
-		return objstore.Fatal(withHint(err))
+		return objstore.Fatal(withHint(fmt.Errorf("%s: %w", what, err)))
 	case classUnreachable:
-		return objstore.Unreachable(err)
+		return objstore.Unreachable(&shortError{msg: what + ": " + noAnswer(err), err: err})
 	}
-	return err
+	return fmt.Errorf("%s: %w", what, err)
 }
+
+// noAnswer says, in one short line, that the endpoint did not answer and
+// what the last attempt saw (the SDK's own text repeats itself).
+func noAnswer(err error) string {
+	var me *retry.MaxAttemptsError
+	if !errors.As(err, &me) {
+		// Not the SDK's retry loop (one attempt, or a caller that counts
+		// its own, as multipart parts do): keep the whole text.
+		return "the endpoint did not answer: " + err.Error()
+	}
+	var cause error = err
+	var ue *url.Error
+	var at *attemptTimeoutError
+	if errors.As(err, &ue) {
+		cause = ue
+	} else if errors.As(err, &at) {
+		cause = at
+	}
+	return fmt.Sprintf("the endpoint did not answer (%d attempts): %v", me.Attempt, cause)
+}
+
+// shortError carries a concise message over the full error chain.
+type shortError struct {
+	msg string
+	err error
+}
+
+func (e *shortError) Error() string { return e.msg }
+func (e *shortError) Unwrap() error { return e.err }
 
 // classifyRead sorts an error from reading an object's body: the answer
 // started, so only a broken connection or a stall is left to report.
@@ -106,6 +140,12 @@ func classOf(err error) errClass {
 	if tlsVerification(err) {
 		return classFatal
 	}
+	// Reading the caller's body failed (a file on NFS, say): that says
+	// nothing about the endpoint, even when it is a timeout.
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return classOther
+	}
 	if connectionLevel(err) {
 		return classUnreachable
 	}
@@ -140,12 +180,23 @@ func tlsVerification(err error) bool {
 	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &hostname),
 		errors.As(err, &verify), errors.As(err, &notTLS), errors.As(err, &constraints):
 		return true
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http turns the tls.RecordHeaderError into words.
+		return true
 	case errors.As(err, &alert):
-		// The server refused our certificate (mutual TLS) or our TLS.
+		// QUIC-style alert values (net/http over TCP reports them below).
 		switch alert {
 		case 40, 42, 43, 44, 45, 46, 48, 70, 116: // handshake_failure, bad/unsupported/revoked/expired/unknown certificate, unknown_ca, protocol_version, certificate_required
 			return true
 		}
+	}
+	// The server refused our certificate (mutual TLS) or our TLS: an alert
+	// arrives as *net.OpError{Op: "remote error"} around an unexported type.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		msg := op.Err.Error()
+		return strings.Contains(msg, "certificate") || strings.Contains(msg, "handshake failure") ||
+			strings.Contains(msg, "protocol version")
 	}
 	return false
 }

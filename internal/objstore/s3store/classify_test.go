@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/kwick/kwickmig/internal/faultproxy"
@@ -185,6 +187,26 @@ func TestClassifyRealFailures(t *testing.T) {
 			t.Logf("bad digest (sdk=%v): %v", disable, err)
 		}
 	})
+	t.Run("local read error", func(t *testing.T) {
+		// The source file times out (a soft NFS mount): not an outage of
+		// the endpoint.
+		for _, disable := range []bool{false, true} {
+			st, err := New(ctx, Options{URL: "s3://" + e.Bucket, EndpointURL: e.Endpoint, DisableFastPut: disable, MaxAttempts: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Put(ctx, "nfs", failingBody{}, 100, objstore.PutOptions{CRC32C: "AAAAAA=="})
+			if err == nil || errors.Is(err, objstore.ErrFatal) || errors.Is(err, objstore.ErrUnreachable) {
+				t.Errorf("put whose body fails to read (sdk=%v): %v, want a per-object error", disable, err)
+			}
+		}
+	})
+	t.Run("https to a plain endpoint", func(t *testing.T) {
+		// A configuration error every request would repeat.
+		p := proxied(t, faultproxy.Faults{})
+		ops := allOps(t, strings.Replace(p.URL, "http://", "https://", 1), e.Bucket, Options{})
+		expectClass(t, ops, objstore.ErrFatal, p.Requests.Load, 0, 0)
+	})
 	t.Run("unknown CA", func(t *testing.T) {
 		// A TLS server whose certificate nobody trusts: fatal at the first
 		// handshake, never retried.
@@ -215,3 +237,11 @@ func TestUntrustedTLSGateway(t *testing.T) {
 	endpoint, _ := tlsGateway(t)
 	expectClass(t, allOps(t, endpoint, "any-bucket", Options{}), objstore.ErrFatal, nil, 0, 0)
 }
+
+// failingBody fails every read like a file on a soft NFS mount that times out.
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: "/mnt/receipts/x.json", Err: syscall.ETIMEDOUT}
+}
+func (failingBody) Seek(int64, int) (int64, error) { return 0, nil }

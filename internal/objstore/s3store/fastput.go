@@ -3,6 +3,7 @@ package s3store
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,9 +11,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyauth "github.com/aws/smithy-go/auth"
@@ -100,22 +103,37 @@ func newFastPutter(ctx context.Context, client *s3.Client, bucket string, o Opti
 }
 
 // put uploads size bytes of body (from its current position) under the
-// full key; body is rewound for every attempt.
+// full key. Each attempt reads its own reader over the bytes (a section of
+// body when it is an io.ReaderAt, else body rewound), and is detached from
+// body before the next attempt starts and before put returns: net/http may
+// go on reading a request body after RoundTrip returned (an early error
+// answer, a write still in flight), and the caller reuses body's buffer
+// as soon as put returns.
 func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions, sum string) (objstore.PutResult, error) {
 	escaped := f.base.EscapedPath() + "/" + httpbinding.EscapePath(key, false)
 	start, err := body.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return objstore.PutResult{}, fmt.Errorf("put %s: %w", key, err)
 	}
+	ra, _ := body.(io.ReaderAt)
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		if err := f.pacer.Wait(ctx); err != nil {
 			return objstore.PutResult{}, err
 		}
-		if _, err := body.Seek(start, io.SeekStart); err != nil {
-			return objstore.PutResult{}, fmt.Errorf("put %s: %w", key, err)
+		var r io.Reader
+		if ra != nil {
+			r = io.NewSectionReader(ra, start, size)
+		} else {
+			// Safe: the previous attempt's reader is detached.
+			if _, err := body.Seek(start, io.SeekStart); err != nil {
+				return objstore.PutResult{}, fmt.Errorf("put %s: %w", key, err)
+			}
+			r = io.LimitReader(body, size)
 		}
-		etag, retry, throttle, err := f.once(ctx, escaped, io.LimitReader(body, size), size, o, sum)
+		ab := &attemptBody{r: r}
+		etag, retry, throttle, err := f.once(ctx, escaped, ab, size, o, sum)
+		ab.detach()
 		if err == nil {
 			f.pacer.Succeeded()
 			return objstore.PutResult{ETag: etag, CRC32C: sum}, nil
@@ -130,9 +148,9 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 		class := classOf(err)
 		if !retry || class == classFatal || attempt >= f.maxAttempts || (class == classUnreachable && attempt >= maxConnAttempts) {
 			if attempt > 1 {
-				return objstore.PutResult{}, classify(fmt.Errorf("put %s: %d attempts: %w", key, attempt, lastErr))
+				lastErr = &awsretry.MaxAttemptsError{Attempt: attempt, Err: lastErr}
 			}
-			return objstore.PutResult{}, classify(fmt.Errorf("put %s: %w", key, lastErr))
+			return objstore.PutResult{}, classify("put "+key, lastErr)
 		}
 		base := 50 * time.Millisecond
 		if throttle {
@@ -151,7 +169,7 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 
 // once sends one attempt, within the attempt's deadline, and classifies its
 // failure.
-func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
+func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.ReadCloser, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
 	limit := attemptTimeout(f.reqTimeout, size)
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -162,7 +180,7 @@ func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.Reade
 	return etag, retry, throttle, err
 }
 
-func (f *fastPutter) send(ctx context.Context, escapedPath string, body io.Reader, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
+func (f *fastPutter) send(ctx context.Context, escapedPath string, body io.ReadCloser, size int64, o objstore.PutOptions, sum string) (etag string, retry, throttle bool, err error) {
 	u := *f.base
 	u.Opaque = "//" + u.Host + escapedPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), nil)
@@ -174,7 +192,7 @@ func (f *fastPutter) send(ctx context.Context, escapedPath string, body io.Reade
 	// objects, which net/http would otherwise treat as "length unknown".
 	req.ContentLength = size
 	if size > 0 {
-		req.Body = io.NopCloser(body)
+		req.Body = body
 	} else {
 		req.Body = http.NoBody
 	}
@@ -259,4 +277,36 @@ func (e *PutError) ErrorCode() string { return e.Code }
 // Is makes a 404 (NoSuchBucket) match objstore.ErrNotExist.
 func (e *PutError) Is(target error) bool {
 	return target == objstore.ErrNotExist && e.Status == http.StatusNotFound
+}
+
+// attemptBody is one attempt's request body. detach (or the transport's
+// Close) cuts it from the caller's bytes under a lock, so once detach
+// returns no read of them is running or can start: the transport then sees
+// an error instead, and the connection is not reused.
+type attemptBody struct {
+	mu sync.Mutex
+	r  io.Reader // nil once detached
+}
+
+var errBodyDetached = errors.New("request body released: the attempt is over")
+
+func (b *attemptBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.r == nil {
+		return 0, errBodyDetached
+	}
+	return b.r.Read(p)
+}
+
+// Close is the transport's "done with the body".
+func (b *attemptBody) Close() error {
+	b.detach()
+	return nil
+}
+
+func (b *attemptBody) detach() {
+	b.mu.Lock()
+	b.r = nil
+	b.mu.Unlock()
 }

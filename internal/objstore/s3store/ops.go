@@ -34,7 +34,7 @@ func (s *Store) Check(ctx context.Context) error {
 			return objstore.Fatal(fmt.Errorf("bucket %s: access denied (check credentials and permissions): %s", s.bucket, ae.ErrorCode()))
 		}
 	}
-	return classify(fmt.Errorf("bucket %s: %w", s.bucket, err))
+	return classify("bucket "+s.bucket, err)
 }
 
 // Put uploads body. Bodies above the multipart threshold are streamed in

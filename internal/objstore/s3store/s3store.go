@@ -216,7 +216,12 @@ type notExistError struct {
 	err  error
 }
 
-func (e *notExistError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *notExistError) Error() string {
+	if e.what == "" {
+		return e.err.Error()
+	}
+	return e.what + ": " + e.err.Error()
+}
 func (e *notExistError) Unwrap() []error {
 	return []error{objstore.ErrNotExist, e.err}
 }
@@ -230,7 +235,7 @@ func wrap(op, key string, err error) error {
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
-		return classify(&notExistError{what: op + " " + key, err: err})
+		err = &notExistError{err: err}
 	}
-	return classify(fmt.Errorf("%s %s: %w", op, key, err))
+	return classify(op+" "+key, err)
 }

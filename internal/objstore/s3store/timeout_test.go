@@ -35,8 +35,8 @@ func TestSilentEndpoint(t *testing.T) {
 	defer proxy.Close()
 	// A 16 MiB single PUT fills the socket buffers of a peer that reads
 	// nothing, so only the attempt's deadline can end it: make it short.
-	defer func(v int64) { minThroughput = v }(minThroughput)
-	minThroughput = 64 << 20
+	defer func(v int64, d time.Duration) { minThroughput, attemptSlack = v, d }(minThroughput, attemptSlack)
+	minThroughput, attemptSlack = 64<<20, 100*time.Millisecond
 	ctx := context.Background()
 	open := func(disable bool) *Store {
 		st, err := New(ctx, Options{URL: "s3://" + e.Bucket, EndpointURL: proxy.URL, DisableFastPut: disable,

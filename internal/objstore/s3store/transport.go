@@ -27,10 +27,10 @@ import (
 //   - once a request is sent, the response headers must arrive within
 //     Options.RequestTimeout (--request-timeout, default 60s);
 //   - each attempt as a whole (connect, send the body, read the answer) must
-//     end within attemptTimeout: RequestTimeout + body size ÷ minThroughput,
-//     i.e. 60s + 4s per MiB at the defaults (a 16 MiB part: 124s; a 64 MiB
-//     PutObject: 316s). A body that cannot be sent at 256 KiB/s is treated
-//     like an endpoint that does not answer;
+//     end within attemptTimeout: connectTimeout + RequestTimeout + body size
+//     ÷ minThroughput, i.e. 70s + 4s per MiB at the defaults (a 16 MiB part:
+//     134s; a 64 MiB PutObject: 326s). A body that cannot be sent at
+//     256 KiB/s is treated like an endpoint that does not answer;
 //   - a GetObject body (Open) fails when no byte arrives for RequestTimeout.
 //
 // A silent endpoint therefore fails each call after at most
@@ -38,15 +38,23 @@ import (
 const (
 	connectTimeout      = 10 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
+	completeTimeout     = 10 * time.Minute // CompleteMultipartUpload, see deadlineMiddleware
 )
 
 // minThroughput is the slowest body upload an attempt tolerates, in bytes
-// per second (a variable so tests can shorten the deadline).
-var minThroughput int64 = 256 << 10
+// per second, and attemptSlack the time for connecting (variables so tests
+// can shorten the deadline).
+var (
+	minThroughput int64 = 256 << 10
+	attemptSlack        = connectTimeout
+)
 
 // attemptTimeout is the deadline of one attempt that sends size body bytes.
+// It is longer than the response-header timeout, which names the cause
+// better when it fires first.
 func attemptTimeout(requestTimeout time.Duration, size int64) time.Duration {
-	return requestTimeout + time.Duration(float64(max(size, 0))/float64(minThroughput)*float64(time.Second))
+	body := time.Duration(float64(max(size, 0)) / float64(minThroughput) * float64(time.Second))
+	return (attemptSlack + requestTimeout + body).Round(time.Millisecond)
 }
 
 // attemptTimeoutError: one attempt did not end within its deadline. It is a
@@ -60,9 +68,9 @@ type attemptTimeoutError struct {
 
 func (e *attemptTimeoutError) Error() string {
 	if e.size > 0 {
-		return fmt.Sprintf("no answer within %s (request timeout + %d body bytes at %d KiB/s)", e.limit, e.size, minThroughput>>10)
+		return fmt.Sprintf("attempt not done within %s (connect + request timeout + %d body bytes at %d KiB/s)", e.limit, e.size, minThroughput>>10)
 	}
-	return fmt.Sprintf("no answer within %s (request timeout)", e.limit)
+	return fmt.Sprintf("attempt not done within %s (connect + request timeout)", e.limit)
 }
 func (e *attemptTimeoutError) Timeout() bool         { return true }
 func (e *attemptTimeoutError) Temporary() bool       { return true }
@@ -132,7 +140,8 @@ func deadlineMiddleware(requestTimeout time.Duration) func(*middleware.Stack) er
 	return func(stack *middleware.Stack) error {
 		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("kwickmigAttemptDeadline",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				if awsmiddle.GetOperationName(ctx) == "GetObject" {
+				op := awsmiddle.GetOperationName(ctx)
+				if op == "GetObject" {
 					return next.HandleFinalize(ctx, in)
 				}
 				var size int64
@@ -142,6 +151,13 @@ func deadlineMiddleware(requestTimeout time.Duration) func(*middleware.Stack) er
 					}
 				}
 				limit := attemptTimeout(requestTimeout, size)
+				if op == "CompleteMultipartUpload" {
+					// S3 answers 200 at once, then may take minutes to
+					// assemble a large object (sending whitespace
+					// meanwhile); a silent endpoint still fails at the
+					// response-header timeout.
+					limit = max(limit, completeTimeout)
+				}
 				actx, cancel := context.WithTimeout(ctx, limit)
 				defer cancel()
 				out, md, err := next.HandleFinalize(actx, in)
