@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // Defaults for zero-valued options.
@@ -120,28 +120,14 @@ func (o *Options) fill() error {
 // ParseSize parses "512MB", "1GB", "100kB", "1.5GiB" or a plain byte count.
 // "0", "off" and "never" return -1 (never split).
 func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(strings.ToUpper(s))
-	switch t {
+	switch strings.TrimSpace(strings.ToUpper(s)) {
 	case "0", "OFF", "NEVER", "NONE":
 		return -1, nil
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10},
-		{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
+	n, err := report.ParseBytes(s)
+	if err != nil {
+		return 0, err
 	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (kB, MB, GB, TB)", s)
-	}
-	n := int64(f * float64(mult))
 	if n == 0 {
 		return -1, nil
 	}
