@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
@@ -13,18 +12,6 @@ import (
 	"github.com/kwick/kwickmig/internal/source"
 	ksync "github.com/kwick/kwickmig/internal/sync"
 )
-
-// filesIdentity is what the checkpoint's files section is bound to: files
-// sync, verify files and --rebuild-checkpoint must agree on it, or the next
-// sync refuses the rebuilt checkpoint.
-func filesIdentity(src, dst, endpoint string) string {
-	abs, _ := filepath.Abs(src)
-	id := fmt.Sprintf("%s -> %s", abs, dst)
-	if endpoint != "" {
-		id += " at " + endpoint
-	}
-	return id
-}
 
 // runRebuildCheckpoint is `files sync --rebuild-checkpoint`: it records, in
 // a new checkpoint, every object whose file is unchanged since its upload

@@ -127,11 +127,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	if err != nil {
 		return err
 	}
-	src, _ := filepath.Abs(o.Src)
-	identity := fmt.Sprintf("%s -> %s", src, o.Dst)
-	if o.S3.EndpointURL != "" {
-		identity += " at " + o.S3.EndpointURL
-	}
+	identity := filesIdentity(o.Src, o.Dst, o.S3.EndpointURL)
 
 	var cp *checkpoint.DB
 	if o.DryRun {
@@ -225,6 +221,18 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		return &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
 	}
 	return nil
+}
+
+// filesIdentity is what the checkpoint's files section is bound to: files
+// sync, verify files and --rebuild-checkpoint must agree on it, or the next
+// sync refuses the rebuilt checkpoint.
+func filesIdentity(src, dst, endpoint string) string {
+	abs, _ := filepath.Abs(src)
+	id := fmt.Sprintf("%s -> %s", abs, dst)
+	if endpoint != "" {
+		id += " at " + endpoint
+	}
+	return id
 }
 
 func reportHint(path string) string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -120,11 +119,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 	if cp != nil {
 		defer cp.Close()
-		src, _ := filepath.Abs(o.Src)
-		identity := fmt.Sprintf("%s -> %s", src, o.Dst)
-		if o.S3.EndpointURL != "" {
-			identity += " at " + o.S3.EndpointURL
-		}
+		identity := filesIdentity(o.Src, o.Dst, o.S3.EndpointURL)
 		if b, _ := cp.Bound("files"); b != "" && b != identity {
 			return fmt.Errorf("checkpoint %s records files %q, not %q (use the sync's --checkpoint, or --checkpoint '')", o.Checkpoint, b, identity)
 		}
