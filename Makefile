@@ -1,6 +1,8 @@
 # kwickmig — see README.md. Every target starts the servers it needs itself.
 GO        ?= go
 BIN       := bin/kwickmig
+# The version a build reports (kwickmig --version, run records).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TESTENV   := $(GO) run ./tools/testenv
 # Tests that need a server fail instead of skipping when run through make.
 export KWICKMIG_TEST_DISALLOW_SKIP := 1
@@ -8,7 +10,7 @@ export KWICKMIG_TEST_DISALLOW_SKIP := 1
 .PHONY: build test vet demo bench clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/kwickmig
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/kwickmig
 
 vet:
 	$(GO) vet ./...

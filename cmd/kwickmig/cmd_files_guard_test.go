@@ -248,3 +248,41 @@ func bucketCount(t testing.TB, e *kmtest.S3Env) int {
 	}
 	return n
 }
+
+// A typo in a command at 3 a.m. must not look like success; --version says
+// which kwickmig this is.
+func TestUnknownCommandAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"files", "snyc"}, {"verify", "fils"}, {"db", "capture", "instal"}, {"snyc"}} {
+		code, out, errOut := runCLI(t, context.Background(), args...)
+		if code != 1 || !strings.Contains(errOut, "unknown command") {
+			t.Fatalf("%v: exit %d, want 1 and 'unknown command'\n%s%s", args, code, out, errOut)
+		}
+	}
+	_, _, errOut := runCLI(t, context.Background(), "files", "snyc")
+	mustContain(t, errOut, "did you mean sync?")
+	code, out, _ := runCLI(t, context.Background(), "--version")
+	if code != 0 || !strings.HasPrefix(out, "kwickmig ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("--version: exit %d, %q", code, out)
+	}
+}
+
+// s3://b/p and s3://b/p/ are one destination: the same checkpoint serves
+// both spellings (and a checkpoint bound to one of them before this rule).
+func TestDestinationTrailingSlash(t *testing.T) {
+	se := newSyncEnv(t, "p")
+	writeFile(t, se.src, "a/b.json", []byte("x"))
+	if code, _, out := se.sync(); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s", code, out)
+	}
+	se.dst += "/"
+	if code, rep, out := se.sync(); code != 0 || rep.FilesUploaded != 0 || rep.FilesUnchanged != 1 {
+		t.Fatalf("sync to %s: exit %d, uploaded %d\n%s", se.dst, code, rep.FilesUploaded, out)
+	}
+	if code, _, out := se.verifyFiles(); code != 0 {
+		t.Fatalf("verify files to %s: exit %d\n%s", se.dst, code, out)
+	}
+	se.dst = "s3://" + se.s3.Bucket + "/other"
+	if code, _, out := se.sync(); code != 1 || !strings.Contains(out, "records files") {
+		t.Fatalf("another prefix with the same checkpoint: exit %d, want 1\n%s", code, out)
+	}
+}

@@ -45,7 +45,7 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 		return fmt.Errorf("checkpoint %s already records %d files: --rebuild-checkpoint only fills a new checkpoint; "+
 			"move this one aside (mv %s %s.old) and run again, or just run files sync if it is intact", o.Checkpoint, n, o.Checkpoint, o.Checkpoint)
 	}
-	if err := cp.Bind("files", filesIdentity(o.Src, o.Dst, o.S3.EndpointURL)); err != nil {
+	if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), true, "use another --checkpoint file"); err != nil {
 		return err
 	}
 

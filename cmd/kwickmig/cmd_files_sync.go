@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -142,11 +143,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	}
 	if cp != nil {
 		defer cp.Close()
-		if o.DryRun {
-			if b, _ := cp.Bound("files"); b != "" && b != identity {
-				return fmt.Errorf("checkpoint %s records files %q, not %q (use another --checkpoint file)", o.Checkpoint, b, identity)
-			}
-		} else if err := cp.Bind("files", identity); err != nil {
+		if err := bindFiles(cp, identity, !o.DryRun, "use another --checkpoint file"); err != nil {
 			return err
 		}
 	}
@@ -225,14 +222,49 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 
 // filesIdentity is what the checkpoint's files section is bound to: files
 // sync, verify files and --rebuild-checkpoint must agree on it, or the next
-// sync refuses the rebuilt checkpoint.
+// sync refuses the rebuilt checkpoint. s3://b/p and s3://b/p/ are one
+// destination.
 func filesIdentity(src, dst, endpoint string) string {
 	abs, _ := filepath.Abs(src)
-	id := fmt.Sprintf("%s -> %s", abs, dst)
+	id := fmt.Sprintf("%s -> %s", abs, strings.TrimRight(dst, "/"))
 	if endpoint != "" {
 		id += " at " + endpoint
 	}
 	return id
+}
+
+// sameFilesIdentity compares identities with the destination's trailing
+// slashes ignored, so checkpoints bound before that rule keep working.
+func sameFilesIdentity(a, b string) bool {
+	norm := func(id string) string {
+		src, rest, ok := strings.Cut(id, " -> ")
+		if !ok {
+			return id
+		}
+		dst, at, hasAt := strings.Cut(rest, " at ")
+		id = src + " -> " + strings.TrimRight(dst, "/")
+		if hasAt {
+			id += " at " + at
+		}
+		return id
+	}
+	return norm(a) == norm(b)
+}
+
+// bindFiles checks (and with write, records) that cp's files section
+// belongs to identity; hint says what to do on a mismatch.
+func bindFiles(cp *checkpoint.DB, identity string, write bool, hint string) error {
+	b, err := cp.Bound("files")
+	if err != nil {
+		return err
+	}
+	switch {
+	case b == "" && write:
+		return cp.Bind("files", identity)
+	case b == "" || sameFilesIdentity(b, identity):
+		return nil
+	}
+	return fmt.Errorf("%w: checkpoint %s records files %q, not %q (%s)", checkpoint.ErrMismatch, cp.Path(), b, identity, hint)
 }
 
 func reportHint(path string) string {

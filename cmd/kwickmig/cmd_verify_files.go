@@ -119,9 +119,8 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 	if cp != nil {
 		defer cp.Close()
-		identity := filesIdentity(o.Src, o.Dst, o.S3.EndpointURL)
-		if b, _ := cp.Bound("files"); b != "" && b != identity {
-			return fmt.Errorf("checkpoint %s records files %q, not %q (use the sync's --checkpoint, or --checkpoint '')", o.Checkpoint, b, identity)
+		if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), false, "use the sync's --checkpoint, or --no-checkpoint"); err != nil {
+			return err
 		}
 	}
 

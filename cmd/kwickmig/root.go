@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kwick/kwickmig/internal/checkpoint"
 )
 
 // globalOptions are flags every command shares.
@@ -46,6 +48,10 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(db)
 	addVerifyCommands(root, g)
 	addReportCommand(root, g)
+	root.Version = versionString()
+	checkpoint.ProgramVersion = root.Version
+	root.SetVersionTemplate("kwickmig {{.Version}}\n")
+	strictGroups(root)
 	return root
 }
 

@@ -170,10 +170,18 @@ type RunRecord struct {
 	Finished time.Time      `json:"finished"`
 	ExitCode int            `json:"exit_code"`
 	Summary  map[string]any `json:"summary,omitempty"` // the command's report fields
+	// Version is the kwickmig that ran (filled from ProgramVersion).
+	Version string `json:"version,omitempty"`
 }
+
+// ProgramVersion is recorded in every run record; main sets it.
+var ProgramVersion string
 
 // AppendRun adds a run record to the history.
 func (db *DB) AppendRun(r RunRecord) error {
+	if r.Version == "" {
+		r.Version = ProgramVersion
+	}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
