@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -194,32 +195,12 @@ func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]
 	return tables, leftOut(all, tables), nil
 }
 
-// filterTables applies --table and --exclude-table. A name is
-// "schema.table" or "table" (schema public); parts may be double-quoted. An
-// unquoted part matches exactly, or else case-folded as SQL does. A name
-// that matches no table is an error.
+// filterTables applies --table and --exclude-table by the naming rule of
+// package pgcatalog: each name must match exactly one table.
 func filterTables(all []*Table, include, exclude []string) ([]*Table, error) {
-	find := func(spec string) (map[*Table]bool, error) {
-		schema, name, err := parseTableName(spec)
-		if err != nil {
-			return nil, err
-		}
-		hit := map[*Table]bool{}
-		for _, fold := range []bool{false, true} {
-			for _, t := range all {
-				s, n := schema, name
-				if fold {
-					s, n = strings.ToLower(s), strings.ToLower(n)
-				}
-				if t.Schema == s && t.Name == n {
-					hit[t] = true
-				}
-			}
-			if len(hit) > 0 {
-				return hit, nil
-			}
-		}
-		return nil, fmt.Errorf("source: table %s not found", spec)
+	names := make([]pgcatalog.Name, len(all))
+	for i, t := range all {
+		names[i] = pgcatalog.Name{Schema: t.Schema, Table: t.Name}
 	}
 	keep := map[*Table]bool{}
 	if len(include) == 0 {
@@ -227,64 +208,27 @@ func filterTables(all []*Table, include, exclude []string) ([]*Table, error) {
 			keep[t] = true
 		}
 	}
-	for _, spec := range include {
-		hit, err := find(spec)
-		if err != nil {
-			return nil, err
-		}
-		for t := range hit {
-			keep[t] = true
-		}
+	in, err := pgcatalog.ResolveAll(include, names)
+	if err != nil {
+		return nil, fmt.Errorf("source: --table: %w", err)
 	}
-	for _, spec := range exclude {
-		hit, err := find(spec)
-		if err != nil {
-			return nil, err
-		}
-		for t := range hit {
-			delete(keep, t)
-		}
+	for _, i := range in {
+		keep[all[i]] = true
 	}
-	var out []*Table
+	out, err := pgcatalog.ResolveAll(exclude, names)
+	if err != nil {
+		return nil, fmt.Errorf("source: --exclude-table: %w", err)
+	}
+	for _, i := range out {
+		delete(keep, all[i])
+	}
+	var kept []*Table
 	for _, t := range all {
 		if keep[t] {
-			out = append(out, t)
+			kept = append(kept, t)
 		}
 	}
-	return out, nil
-}
-
-// parseTableName splits `schema.table`, `"My Schema"."Order Lines"` or
-// `table` (schema public).
-func parseTableName(spec string) (schema, name string, err error) {
-	var parts []string
-	var cur strings.Builder
-	quoted, wasQuoted := false, false
-	for i := 0; i < len(spec); i++ {
-		ch := spec[i]
-		switch {
-		case ch == '"' && quoted && i+1 < len(spec) && spec[i+1] == '"':
-			cur.WriteByte('"')
-			i++
-		case ch == '"':
-			quoted = !quoted
-			wasQuoted = true
-		case ch == '.' && !quoted:
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(ch)
-		}
-	}
-	parts = append(parts, cur.String())
-	if quoted || len(parts) > 2 || parts[len(parts)-1] == "" || (len(parts) == 2 && parts[0] == "") {
-		return "", "", fmt.Errorf("table name %q: want table or schema.table", spec)
-	}
-	_ = wasQuoted
-	if len(parts) == 1 {
-		return "public", parts[0], nil
-	}
-	return parts[0], parts[1], nil
+	return kept, nil
 }
 
 // listSequences reads the sequences that belong with the copied tables (all
