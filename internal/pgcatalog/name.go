@@ -216,17 +216,17 @@ func Resolve(spec string, tables []Name) (int, error) {
 // did not resolve.
 func ResolveAll(specs []string, tables []Name) ([]int, error) {
 	seen := map[int]bool{}
-	var problems []string
+	var problems errorList
 	for _, s := range specs {
 		i, err := Resolve(s, tables)
 		if err != nil {
-			problems = append(problems, err.Error())
+			problems = append(problems, err)
 			continue
 		}
 		seen[i] = true
 	}
 	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+		return nil, problems
 	}
 	out := make([]int, 0, len(seen))
 	for i := range tables {
@@ -236,3 +236,16 @@ func ResolveAll(specs []string, tables []Name) ([]int, error) {
 	}
 	return out, nil
 }
+
+// errorList is several errors on one line; errors.Is and errors.As see each.
+type errorList []error
+
+func (l errorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (l errorList) Unwrap() []error { return l }

@@ -84,7 +84,8 @@ func TestResolve(t *testing.T) {
 		}
 	}
 	if _, err := ResolveAll([]string{"orders", "lines", "nosuch"}, tables); err == nil ||
-		!strings.Contains(err.Error(), "table orders is ambiguous") || !strings.Contains(err.Error(), "table nosuch not found") {
+		!strings.Contains(err.Error(), "table orders is ambiguous") || !strings.Contains(err.Error(), "table nosuch not found") ||
+		!errors.Is(err, ErrNotFound) || !errors.Is(err, ErrAmbiguous) {
 		t.Errorf("ResolveAll err %v, want both bad names", err)
 	}
 	if got, err := ResolveAll([]string{"lines", "public.orders", "lines"}, tables); err != nil || len(got) != 2 || got[0] != 0 || got[1] != 6 {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -110,7 +111,11 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	// exclude it in every schema.
 	excl, err := resolveTables(opts.Exclude, all)
 	if err != nil {
-		return res, fmt.Errorf("source: capture not installed: --exclude-table: %w (partitions follow their parent)", err)
+		hint := ""
+		if errors.Is(err, pgcatalog.ErrNotFound) {
+			hint = " (partitions follow their parent)"
+		}
+		return res, fmt.Errorf("source: capture not installed: --exclude-table: %w%s", err, hint)
 	}
 	isExcluded := map[uint32]bool{}
 	var exclNames []string
