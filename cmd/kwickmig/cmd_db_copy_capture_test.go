@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,12 +100,28 @@ func TestDBCopyRefusesUncapturedSet(t *testing.T) {
 	if n := countRows(t, e.TargetURL, `SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM visits) + (SELECT count(*) FROM later)`); n != 151 {
 		t.Errorf("target rows %d, want 151", n)
 	}
+	// A role that may read the tables but not kwickmig's table list (it
+	// sees the schema, so it knows capture is on): refused with the grant
+	// to give, not waved through.
+	role := kmtest.RandName("kw_copier_")
+	kmtest.Exec(t, e.SourceURL, "CREATE ROLE "+role+" LOGIN PASSWORD 'pw'",
+		"GRANT USAGE ON SCHEMA sales, kwickmig TO "+role, "GRANT SELECT ON ALL TABLES IN SCHEMA public, sales TO "+role)
+	t.Cleanup(func() { kmtest.Exec(t, e.SourceURL, "DROP OWNED BY "+role, "DROP ROLE "+role) })
+	u, err := url.Parse(e.SourceURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "pw")
+	code, out, errs = runCLI(t, ctx, "db", "copy", "--source", u.String(), "--target", e.TargetURL, "--checkpoint", filepath.Join(t.TempDir(), "r.db"))
+	if code != 1 || !strings.Contains(errs, "may not read its table list") || !strings.Contains(errs, "SELECT on kwickmig.tables") {
+		t.Fatalf("copy as a role without access to kwickmig: code %d\n%s%s", code, out, errs)
+	}
 }
 
-// countRows runs a query returning one number on the database at url.
-func countRows(t *testing.T, url, query string) int64 {
+// countRows runs a query returning one number on the database at dbURL.
+func countRows(t *testing.T, dbURL, query string) int64 {
 	t.Helper()
-	c, err := pgxConnect(url)
+	c, err := pgxConnect(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

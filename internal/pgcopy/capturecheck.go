@@ -2,11 +2,13 @@ package pgcopy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgdelta"
@@ -23,6 +25,10 @@ import (
 // root counts as copied when all its partitions are.
 func checkCapturedSet(ctx context.Context, src *pgx.Conn, copied []*Table) error {
 	captured, err := pgdelta.CapturedTables(ctx, src)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.SQLState() == "42501" {
+		return fmt.Errorf("source: change capture is installed, and this role may not read its table list to check that the copy matches it (%s): copy as the role that installed capture, or grant this role USAGE on schema kwickmig and SELECT on kwickmig.tables", pe.Message)
+	}
 	if err != nil {
 		return err
 	}
