@@ -70,16 +70,6 @@ type Sequence struct {
 // QName is the quoted schema-qualified name.
 func (s *Sequence) QName() string { return pgutil.QualifiedName(s.Schema, s.Name) }
 
-const tablesSQL = `
-SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', '` + captureSchema + `')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY n.nspname, c.relname`
-
 const columnsSQL = `
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
 FROM pg_attribute a
@@ -142,13 +132,15 @@ func binaryOK(types map[uint32]pgType, oid uint32, depth int) bool {
 // of q, applying the include and exclude lists. It also returns the tables
 // left out (for pg_dump --exclude-table).
 func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]*Table, []*Table, error) {
-	rows, _ := q.Query(ctx, tablesSQL)
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Table, error) {
-		t := &Table{}
-		return t, r.Scan(&t.OID, &t.Schema, &t.Name, &t.Size)
-	})
+	cat, err := pgcatalog.ListTables(ctx, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: list tables: %w", err)
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	var all []*Table
+	for _, c := range cat {
+		if !c.Partitioned { // rows live in the leaves
+			all = append(all, &Table{OID: c.OID, Schema: c.Schema, Name: c.Table, Size: c.Size})
+		}
 	}
 	if len(all) == 0 {
 		// Most often a wrong database name: copying nothing and exiting 0
@@ -163,7 +155,7 @@ func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]
 		return nil, nil, nil
 	}
 	types := map[uint32]pgType{}
-	rows, _ = q.Query(ctx, typesSQL)
+	rows, _ := q.Query(ctx, typesSQL)
 	var oid uint32
 	var t pgType
 	if _, err := pgx.ForEachRow(rows, []any{&oid, &t.typtype, &t.base, &t.elem, &t.category, &t.sendRecv}, func() error {
