@@ -44,8 +44,8 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	f := cmd.Flags()
 	if kind != "import" {
 		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
-		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, parts may be \"quoted\"; repeatable)")
-		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table; repeatable)")
+		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, or table when one schema has it; parts may be \"quoted\"; repeatable)")
+		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table, or table when one schema has it; repeatable)")
 		f.StringVar(&o.SplitLargerThan, "split-larger-than", "4GB", "split tables larger than this into parallel page ranges (0 = never)")
 	}
 	if kind != "export" {

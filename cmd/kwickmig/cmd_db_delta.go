@@ -140,7 +140,7 @@ func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
 	}
 	opts.addSource(cmd)
 	opts.addOutput(cmd)
-	cmd.Flags().StringArrayVar(&opts.Exclude, "exclude-table", nil, "do not capture this table (schema.table or table; repeatable); exclude it from the bulk copy too")
+	cmd.Flags().StringArrayVar(&opts.Exclude, "exclude-table", nil, "do not capture this table (schema.table, or table when one schema has it; repeatable); exclude it from the bulk copy too")
 	cmd.Flags().BoolVar(&opts.AllowNoKey, "allow-no-key", false, "also capture tables without a primary or unique not-null key (full-row matching: each update or delete scans the table)")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked for trigger creation within this time")
 	return cmd

@@ -30,7 +30,7 @@ func (o *VerifyDBOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
 	f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
-	f.StringArrayVar(&o.Tables, "table", nil, "verify only this table (schema.table; repeatable)")
+	f.StringArrayVar(&o.Tables, "table", nil, "verify only this table (schema.table, or table when one schema has it; repeatable)")
 	f.IntVar(&o.Jobs, "jobs", 4, "segments checked in parallel (each uses one connection per database)")
 	f.Int64Var(&o.SegmentRows, "segment-rows", 100_000, "rows per checksum segment (primary-key range)")
 	f.IntVar(&o.MaxListed, "max-listed", 100, "differing rows listed per table (counts are always complete)")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -68,16 +69,6 @@ type Sequence struct {
 
 // QName is the quoted schema-qualified name.
 func (s *Sequence) QName() string { return pgutil.QualifiedName(s.Schema, s.Name) }
-
-const tablesSQL = `
-SELECT c.oid, n.nspname, c.relname, pg_relation_size(c.oid)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', '` + captureSchema + `')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY n.nspname, c.relname`
 
 const columnsSQL = `
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
@@ -141,13 +132,15 @@ func binaryOK(types map[uint32]pgType, oid uint32, depth int) bool {
 // of q, applying the include and exclude lists. It also returns the tables
 // left out (for pg_dump --exclude-table).
 func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]*Table, []*Table, error) {
-	rows, _ := q.Query(ctx, tablesSQL)
-	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Table, error) {
-		t := &Table{}
-		return t, r.Scan(&t.OID, &t.Schema, &t.Name, &t.Size)
-	})
+	cat, err := pgcatalog.ListTables(ctx, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: list tables: %w", err)
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	var all []*Table
+	for _, c := range cat {
+		if !c.Partitioned { // rows live in the leaves
+			all = append(all, &Table{OID: c.OID, Schema: c.Schema, Name: c.Table, Size: c.Size})
+		}
 	}
 	if len(all) == 0 {
 		// Most often a wrong database name: copying nothing and exiting 0
@@ -162,7 +155,7 @@ func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]
 		return nil, nil, nil
 	}
 	types := map[uint32]pgType{}
-	rows, _ = q.Query(ctx, typesSQL)
+	rows, _ := q.Query(ctx, typesSQL)
 	var oid uint32
 	var t pgType
 	if _, err := pgx.ForEachRow(rows, []any{&oid, &t.typtype, &t.base, &t.elem, &t.category, &t.sendRecv}, func() error {
@@ -194,32 +187,12 @@ func listTables(ctx context.Context, q *pgx.Conn, include, exclude []string) ([]
 	return tables, leftOut(all, tables), nil
 }
 
-// filterTables applies --table and --exclude-table. A name is
-// "schema.table" or "table" (schema public); parts may be double-quoted. An
-// unquoted part matches exactly, or else case-folded as SQL does. A name
-// that matches no table is an error.
+// filterTables applies --table and --exclude-table by the naming rule of
+// package pgcatalog: each name must match exactly one table.
 func filterTables(all []*Table, include, exclude []string) ([]*Table, error) {
-	find := func(spec string) (map[*Table]bool, error) {
-		schema, name, err := parseTableName(spec)
-		if err != nil {
-			return nil, err
-		}
-		hit := map[*Table]bool{}
-		for _, fold := range []bool{false, true} {
-			for _, t := range all {
-				s, n := schema, name
-				if fold {
-					s, n = strings.ToLower(s), strings.ToLower(n)
-				}
-				if t.Schema == s && t.Name == n {
-					hit[t] = true
-				}
-			}
-			if len(hit) > 0 {
-				return hit, nil
-			}
-		}
-		return nil, fmt.Errorf("source: table %s not found", spec)
+	names := make([]pgcatalog.Name, len(all))
+	for i, t := range all {
+		names[i] = pgcatalog.Name{Schema: t.Schema, Table: t.Name}
 	}
 	keep := map[*Table]bool{}
 	if len(include) == 0 {
@@ -227,64 +200,27 @@ func filterTables(all []*Table, include, exclude []string) ([]*Table, error) {
 			keep[t] = true
 		}
 	}
-	for _, spec := range include {
-		hit, err := find(spec)
-		if err != nil {
-			return nil, err
-		}
-		for t := range hit {
-			keep[t] = true
-		}
+	in, err := pgcatalog.ResolveAll(include, names)
+	if err != nil {
+		return nil, fmt.Errorf("source: --table: %w", err)
 	}
-	for _, spec := range exclude {
-		hit, err := find(spec)
-		if err != nil {
-			return nil, err
-		}
-		for t := range hit {
-			delete(keep, t)
-		}
+	for _, i := range in {
+		keep[all[i]] = true
 	}
-	var out []*Table
+	out, err := pgcatalog.ResolveAll(exclude, names)
+	if err != nil {
+		return nil, fmt.Errorf("source: --exclude-table: %w", err)
+	}
+	for _, i := range out {
+		delete(keep, all[i])
+	}
+	var kept []*Table
 	for _, t := range all {
 		if keep[t] {
-			out = append(out, t)
+			kept = append(kept, t)
 		}
 	}
-	return out, nil
-}
-
-// parseTableName splits `schema.table`, `"My Schema"."Order Lines"` or
-// `table` (schema public).
-func parseTableName(spec string) (schema, name string, err error) {
-	var parts []string
-	var cur strings.Builder
-	quoted, wasQuoted := false, false
-	for i := 0; i < len(spec); i++ {
-		ch := spec[i]
-		switch {
-		case ch == '"' && quoted && i+1 < len(spec) && spec[i+1] == '"':
-			cur.WriteByte('"')
-			i++
-		case ch == '"':
-			quoted = !quoted
-			wasQuoted = true
-		case ch == '.' && !quoted:
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(ch)
-		}
-	}
-	parts = append(parts, cur.String())
-	if quoted || len(parts) > 2 || parts[len(parts)-1] == "" || (len(parts) == 2 && parts[0] == "") {
-		return "", "", fmt.Errorf("table name %q: want table or schema.table", spec)
-	}
-	_ = wasQuoted
-	if len(parts) == 1 {
-		return "public", parts[0], nil
-	}
-	return parts[0], parts[1], nil
+	return kept, nil
 }
 
 // listSequences reads the sequences that belong with the copied tables (all

@@ -87,6 +87,11 @@ func runCopy(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Result)
 	if err != nil {
 		return err
 	}
+	if captureOn {
+		if err := checkCapturedSet(ctx, coord.conn, tables); err != nil {
+			return err
+		}
+	}
 	if opts.testHookAfterList != nil {
 		opts.testHookAfterList()
 	}

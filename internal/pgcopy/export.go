@@ -125,6 +125,11 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 	if err != nil {
 		return err
 	}
+	if captureOn {
+		if err := checkCapturedSet(ctx, coord.conn, tables); err != nil {
+			return err
+		}
+	}
 	if err := lockTables(ctx, coord.conn, tables); err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 )
 
 // AddOptions tune capture add.
@@ -190,8 +192,7 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 	return res, nil
 }
 
-// resolveAdd finds the tables named ("schema.table", or "table" when one
-// schema has it) and splits off those captured already. Every name that
+// resolveAdd finds the tables named (package pgcatalog's rule) and splits off those captured already. Every name that
 // matches no table, or several, is reported at once.
 func resolveAdd(ctx context.Context, source *pgx.Conn, names []string) (todo []table, already []string, err error) {
 	all, err := listTables(ctx, source)
@@ -208,23 +209,25 @@ func resolveAdd(ctx context.Context, source *pgx.Conn, names []string) (todo []t
 	}
 	var problems []string
 	seen := map[uint32]bool{}
+	cat := make([]pgcatalog.Name, len(all))
+	for i, t := range all {
+		cat[i] = pgcatalog.Name{Schema: t.Schema, Table: t.Name}
+	}
 	for _, n := range names {
-		var hits []table
-		for _, t := range all {
-			if matchPattern(t, n) {
-				hits = append(hits, t)
-			}
-		}
+		i, err := pgcatalog.Resolve(n, cat)
+		var re *pgcatalog.ResolveError
 		switch {
-		case len(hits) == 0:
+		case errors.As(err, &re) && len(re.Candidates) == 0:
 			problems = append(problems, n+" (no such table on the source; partitions follow their parent by themselves)")
-		case len(hits) > 1:
-			problems = append(problems, fmt.Sprintf("%s (in several schemas: %s; give schema.table)", n, strings.Join(sortedNames(hits), ", ")))
-		case isCaptured[hits[0].OID]:
-			already = append(already, hits[0].display())
-		case !seen[hits[0].OID]:
-			seen[hits[0].OID] = true
-			todo = append(todo, hits[0])
+		case errors.As(err, &re):
+			problems = append(problems, fmt.Sprintf("%s (%s)", n, re.Detail()))
+		case err != nil:
+			problems = append(problems, err.Error())
+		case isCaptured[all[i].OID]:
+			already = append(already, all[i].display())
+		case !seen[all[i].OID]:
+			seen[all[i].OID] = true
+			todo = append(todo, all[i])
 		}
 	}
 	if len(problems) > 0 {

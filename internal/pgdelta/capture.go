@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -105,16 +106,27 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	if err != nil {
 		return res, fmt.Errorf("source: %w", err)
 	}
+	// Each --exclude-table name must name one table (package pgcatalog):
+	// a typo would otherwise capture the table, and a bare name would
+	// exclude it in every schema.
+	excl, err := resolveTables(opts.Exclude, all)
+	if err != nil {
+		hint := ""
+		if errors.Is(err, pgcatalog.ErrNotFound) {
+			hint = " (partitions follow their parent)"
+		}
+		return res, fmt.Errorf("source: capture not installed: --exclude-table: %w%s", err, hint)
+	}
+	isExcluded := map[uint32]bool{}
+	var exclNames []string
+	for _, t := range excl {
+		isExcluded[t.OID] = true
+		exclNames = append(exclNames, t.display())
+	}
 	var tables, noKey []table
 	for _, t := range all {
-		excluded := false
-		for _, p := range opts.Exclude {
-			if matchPattern(t, p) {
-				excluded = true
-			}
-		}
 		switch {
-		case excluded:
+		case isExcluded[t.OID]:
 			res.Excluded = append(res.Excluded, t.display())
 		case t.Key == nil && !opts.AllowNoKey:
 			noKey = append(noKey, t)
@@ -199,7 +211,7 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
 			('excluded', $1),
-			('capture_role', $2)`, strings.Join(opts.Exclude, "\n"), role)
+			('capture_role', $2)`, strings.Join(exclNames, "\n"), role)
 		return err
 	})
 	if err != nil {

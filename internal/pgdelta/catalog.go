@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -26,22 +27,7 @@ func (t table) qname() string { return pgutil.QualifiedName(t.Schema, t.Name) }
 // display is schema.table as a user would type it (quoted only where needed).
 func (t table) display() string { return displayName(t.Schema, t.Name) }
 
-func displayName(schema, name string) string {
-	return quoteIfNeeded(schema) + "." + quoteIfNeeded(name)
-}
-
-func quoteIfNeeded(s string) string {
-	plain := s != ""
-	for i, r := range s {
-		if !(r >= 'a' && r <= 'z' || r == '_' || (i > 0 && r >= '0' && r <= '9')) {
-			plain = false
-		}
-	}
-	if plain {
-		return s
-	}
-	return pgutil.QuoteIdent(s)
-}
+func displayName(schema, name string) string { return pgcatalog.Display(schema, name) }
 
 // userTablesSQL lists ordinary and partitioned tables that a bulk copy would
 // copy: not system schemas, not kwickmig's own, not temporary, not partitions
@@ -150,13 +136,32 @@ func tableColumns(ctx context.Context, conn *pgx.Conn, schema, name string) ([]c
 	})
 }
 
-// matchPattern reports whether table t matches a --exclude-table pattern:
-// "schema.table" or a bare "table" (any schema), compared exactly.
+// matchPattern reports whether table t could be what an --exclude-table
+// name recorded at install means (package pgcatalog's rule, without the
+// uniqueness check: installs by older kwickmig versions recorded the names
+// as typed, and a bare one excluded the name in every schema).
 func matchPattern(t table, pattern string) bool {
-	if i := strings.LastIndex(pattern, "."); i >= 0 {
-		return t.Schema == pattern[:i] && t.Name == pattern[i+1:]
+	sp, err := pgcatalog.Parse(pattern)
+	return err == nil && sp.Matches(t.Schema, t.Name)
+}
+
+// resolveTables resolves typed table names against tables by package
+// pgcatalog's rule: each must name exactly one. The error names every name
+// that does not.
+func resolveTables(names []string, tables []table) ([]table, error) {
+	cat := make([]pgcatalog.Name, len(tables))
+	for i, t := range tables {
+		cat[i] = pgcatalog.Name{Schema: t.Schema, Table: t.Name}
 	}
-	return t.Name == pattern
+	hit, err := pgcatalog.ResolveAll(names, cat)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]table, len(hit))
+	for i, h := range hit {
+		out[i] = tables[h]
+	}
+	return out, nil
 }
 
 // sortedNames returns display names sorted, for error messages.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 )
 
 // ErrSchemaChanged is matched by errors reporting a source schema change
@@ -271,4 +273,18 @@ func hasUniqueIndex(ctx context.Context, conn *pgx.Conn, t table) (bool, error) 
 			       WHERE k.ord <= i.indnkeyatts) = (SELECT array_agg(x ORDER BY x) FROM unnest($3::text[]) x))`,
 		t.Schema, t.Name, t.Key).Scan(&ok)
 	return ok, err
+}
+
+// CapturedTables returns the tables capture install and capture add put
+// under capture, by OID (db copy compares them with what it copies).
+func CapturedTables(ctx context.Context, source *pgx.Conn) (map[uint32]pgcatalog.Name, error) {
+	caps, err := capturedTables(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32]pgcatalog.Name, len(caps))
+	for _, c := range caps {
+		out[c.OID] = pgcatalog.Name{Schema: c.Schema, Table: c.Name}
+	}
+	return out, nil
 }

@@ -122,7 +122,9 @@ func checkBaseline(ctx context.Context, source *pgx.Conn, baseline string) error
 	return nil
 }
 
-// excludedPatterns returns the --exclude-table patterns given at install.
+// excludedPatterns returns the tables excluded at install: schema.table as
+// pgcatalog.Display writes it (installs by older versions: the
+// --exclude-table names as typed).
 func excludedPatterns(ctx context.Context, source *pgx.Conn) ([]string, error) {
 	var s string
 	err := source.QueryRow(ctx, `SELECT coalesce((SELECT value FROM kwickmig.meta WHERE key = 'excluded'), '')`).Scan(&s)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kwick/kwickmig/internal/pgcatalog"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -133,61 +134,25 @@ func readCatalog(ctx context.Context, side pgutil.Side, q *pgx.Conn) ([]*table, 
 	return tables, nil
 }
 
-// filterTables keeps the tables named by --table ("schema.table", or
-// "table" in schema public; parts may be double-quoted). A name matching no
-// table on the source is an error.
+// filterTables keeps the tables named by --table, by the naming rule of
+// package pgcatalog: each name must match exactly one table on the source.
 func filterTables(all []*table, specs []string) ([]*table, error) {
 	if len(specs) == 0 {
 		return all, nil
 	}
-	keep := map[*table]bool{}
-	for _, spec := range specs {
-		schema, name := splitTableName(spec)
-		found := false
-		for _, t := range all {
-			if t.Schema == schema && t.Name == name {
-				keep[t], found = true, true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("--table %s: no such table on the source", spec)
-		}
+	names := make([]pgcatalog.Name, len(all))
+	for i, t := range all {
+		names[i] = pgcatalog.Name{Schema: t.Schema, Table: t.Name}
 	}
-	var out []*table
-	for _, t := range all {
-		if keep[t] {
-			out = append(out, t)
-		}
+	hit, err := pgcatalog.ResolveAll(specs, names)
+	if err != nil {
+		return nil, fmt.Errorf("--table: %w on the source", err)
+	}
+	out := make([]*table, len(hit))
+	for i, h := range hit {
+		out[i] = all[h]
 	}
 	return out, nil
-}
-
-// splitTableName splits schema.table; a part in double quotes is taken as
-// written ("" inside quotes is one quote), so names with dots work.
-func splitTableName(spec string) (schema, name string) {
-	var parts []string
-	var cur strings.Builder
-	inQuote := false
-	for i := 0; i < len(spec); i++ {
-		ch := spec[i]
-		switch {
-		case ch == '"' && inQuote && i+1 < len(spec) && spec[i+1] == '"':
-			cur.WriteByte('"')
-			i++
-		case ch == '"':
-			inQuote = !inQuote
-		case ch == '.' && !inQuote && len(parts) == 0:
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(ch)
-		}
-	}
-	parts = append(parts, cur.String())
-	if len(parts) == 1 {
-		return "public", parts[0]
-	}
-	return parts[0], parts[1]
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -5,21 +5,6 @@ import (
 	"testing"
 )
 
-func TestSplitTableName(t *testing.T) {
-	for _, tc := range []struct{ in, schema, name string }{
-		{"orders", "public", "orders"},
-		{"sales.orders", "sales", "orders"},
-		{`public."Order Lines"`, "public", "Order Lines"},
-		{`"my.schema"."a.b"`, "my.schema", "a.b"},
-		{`"we""ird"`, "public", `we"ird`},
-	} {
-		s, n := splitTableName(tc.in)
-		if s != tc.schema || n != tc.name {
-			t.Errorf("splitTableName(%q) = %q, %q; want %q, %q", tc.in, s, n, tc.schema, tc.name)
-		}
-	}
-}
-
 func TestMultisetDiff(t *testing.T) {
 	got := multisetDiff([]string{"a", "a", "b"}, []string{"a", "c"})
 	want := "only on the source: a|only on the source: b|only on the target: c"
