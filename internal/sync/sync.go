@@ -51,6 +51,10 @@ type Options struct {
 	// BeforeUpload, if set, runs just before a file is opened for upload
 	// (tests use it to change or remove files between walk and upload).
 	BeforeUpload func(rel string)
+	// AfterRead, if set, runs after a file was read and hashed, before the
+	// checks that it did not change meanwhile (tests change it there, at a
+	// moment no scheduler can move).
+	AfterRead func(rel string)
 	// MaxDelete caps the deletions of one run (--max-delete); a run that
 	// would delete more deletes nothing and fails with ErrTooManyDeletes.
 	MaxDelete DeleteLimit

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -102,31 +101,29 @@ func TestVanishedAndChangingFiles(t *testing.T) {
 	f.write("d/busy.json", bytes.Repeat([]byte("b"), 2<<20)) // streamed from disk: a long read
 	busyPath := filepath.Join(f.src, "d/busy.json")
 
-	var stop gosync.WaitGroup
-	done := make(chan struct{})
-	res := f.run(Options{BeforeUpload: func(rel string) {
-		switch rel {
-		case "d/vanish.json":
-			os.Remove(filepath.Join(f.src, rel))
-		case "d/busy.json":
-			// A writer that appends continuously while kwickmig reads.
-			stop.Go(func() {
-				for i := 0; ; i++ {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					fh, _ := os.OpenFile(busyPath, os.O_APPEND|os.O_WRONLY, 0)
-					fh.Write([]byte("x"))
-					fh.Close()
-				}
-			})
-			time.Sleep(20 * time.Millisecond)
-		}
-	}})
-	close(done)
-	stop.Wait()
+	// The busy file changes after every read, before the checks: a writer
+	// that never stops, at a moment no scheduler can move (a goroutine
+	// appending in a loop may simply not run during a read on a loaded
+	// machine).
+	appends := 0
+	res := f.run(Options{
+		BeforeUpload: func(rel string) {
+			if rel == "d/vanish.json" {
+				os.Remove(filepath.Join(f.src, rel))
+			}
+		},
+		AfterRead: func(rel string) {
+			if rel == "d/busy.json" {
+				fh, _ := os.OpenFile(busyPath, os.O_APPEND|os.O_WRONLY, 0)
+				fh.Write([]byte("x"))
+				fh.Close()
+				appends++
+			}
+		},
+	})
+	if appends != 3 {
+		t.Errorf("busy file read %d times, want 3 (the first try and two retries)", appends)
+	}
 	if res.FilesUploaded != 20 || res.FilesFailed != 2 {
 		t.Fatalf("uploaded %d failed %d, want 20 and 2: %+v", res.FilesUploaded, res.FilesFailed, res.Failures)
 	}

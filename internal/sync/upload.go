@@ -181,6 +181,9 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 		body = io.NewSectionReader(f, 0, rec.Size)
 	}
 	rec.CRC32C = sum
+	if s.opts.AfterRead != nil {
+		s.opts.AfterRead(j.rel)
+	}
 	// Bytes read must match the stat taken before reading.
 	if err := sameFile(f, before, rec.Size); err != nil {
 		return nil, false, err
