@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -114,5 +115,21 @@ func TestSilentEndpointEnds(t *testing.T) {
 	// store's own attempts and a loaded CI machine.
 	if took > 15*time.Second {
 		t.Fatalf("silent endpoint: run took %s", took)
+	}
+}
+
+// Uploads black-holed while HeadBucket is answered (an MTU black hole, a
+// load balancer dropping bodies): the probe's answer must not restart the
+// outage clock, or the run would pause and resume forever.
+func TestOutageHeadAnsweredUploadsHeld(t *testing.T) {
+	se, p := outageEnv(t, 5)
+	p.SetFaults(faultproxy.Faults{Hold: 1, Match: func(r *http.Request) bool { return r.Method == http.MethodPut }})
+	code, rep, out, took := se.syncVia(p, "--concurrency", "2", "--outage-timeout", "8s", "--request-timeout", "1s")
+	if code != 1 || rep.FilesFailed != 0 {
+		t.Fatalf("exit %d, failed %d; want 1, 0\n%s", code, rep.FilesFailed, out)
+	}
+	mustContain(t, out, "it answers HeadBucket, but no upload got an answer")
+	if took > 30*time.Second {
+		t.Fatalf("run took %s with an 8s outage timeout and 1s request timeout", took)
 	}
 }

@@ -45,6 +45,10 @@ type Faults struct {
 	SlowDown float64 // answer 503 SlowDown without forwarding
 	Internal float64 // answer 500 InternalError without forwarding
 	Reset    float64 // drop the connection without an answer (after reading the request)
+	// Hold keeps the request unanswered (as Silent does, but only for the
+	// requests drawn and matched: e.g. uploads black-holed while HEAD
+	// requests are answered) until the client gives up or the mode changes.
+	Hold float64
 	Latency  time.Duration
 	// Match, if set, limits faults to requests it accepts.
 	Match func(*http.Request) bool
@@ -172,6 +176,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rp *httputil.Rever
 			if reset(w) {
 				return
 			}
+		case roll < f.SlowDown+f.Internal+f.Reset+f.Hold:
+			p.Held.Add(1)
+			select {
+			case <-changed:
+			case <-r.Context().Done():
+			}
+			reset(w)
+			return
 		}
 	}
 	rp.ServeHTTP(w, r)

@@ -33,6 +33,21 @@ type outageGate struct {
 	since time.Time     // start of the first failed request of this outage
 	err   error         // set once the outage timed out
 	count int           // outages so far
+	// reopened is when the last outage ended (its probe was answered) and
+	// lastOK when a request last succeeded. A probe that is answered while
+	// the requests themselves still get no answer (a load balancer that
+	// answers HEAD but drops bodies, an MTU black hole) must not restart
+	// the outage clock: until a request succeeds, it is the same outage.
+	reopened, lastOK time.Time
+	probeOK          bool // the current outage's probe was answered at least once
+}
+
+// ok records a request that succeeded.
+func (g *outageGate) ok() {
+	now := time.Now()
+	g.mu.Lock()
+	g.lastOK = now
+	g.mu.Unlock()
 }
 
 func newOutageGate(probe func(context.Context) error, timeout time.Duration, stop func(error), notify func(time.Time, bool)) *outageGate {
@@ -80,8 +95,14 @@ func (g *outageGate) down(ctx context.Context, start time.Time, cause error) {
 		return
 	}
 	g.open = make(chan struct{})
+	if !g.reopened.IsZero() && g.lastOK.Before(g.reopened) {
+		// Nothing succeeded since the last outage "ended": it did not.
+		start = g.since
+	} else {
+		g.count++
+		g.probeOK = false
+	}
 	g.since = start
-	g.count++
 	if g.notify != nil {
 		g.notify(start, true)
 	}
@@ -118,6 +139,10 @@ func (g *outageGate) prober(ctx context.Context, open chan struct{}, cause error
 				if g.notify != nil {
 					g.notify(since, false)
 				}
+				g.mu.Lock()
+				g.reopened = time.Now()
+				g.probeOK = true
+				g.mu.Unlock()
 				g.finish(open, nil)
 				return
 			}
@@ -127,8 +152,15 @@ func (g *outageGate) prober(ctx context.Context, open chan struct{}, cause error
 			backoff = min(backoff*2, 30*time.Second)
 			continue
 		}
-		err := fmt.Errorf("%w since %s (%s): %v; checkpoint saved; run again to resume",
-			ErrOutage, since.Format(time.RFC3339), time.Since(since).Round(time.Second), rootCause(cause))
+		g.mu.Lock()
+		half := g.probeOK
+		g.mu.Unlock()
+		what := ""
+		if half {
+			what = " (it answers HeadBucket, but no upload got an answer: a proxy, load balancer or MTU problem on the way?)"
+		}
+		err := fmt.Errorf("%w since %s (%s)%s: %v; checkpoint saved; run again to resume",
+			ErrOutage, since.Format(time.RFC3339), time.Since(since).Round(time.Second), what, rootCause(cause))
 		g.finish(open, err)
 		g.stop(err)
 		return

@@ -59,6 +59,7 @@ func (s *Syncer) attempt(ctx context.Context, j job, run func() error) {
 		err := run()
 		switch {
 		case err == nil:
+			s.gate.ok()
 			return
 		case ctx.Err() != nil:
 			return // stopped meanwhile: abandoned, not failed
