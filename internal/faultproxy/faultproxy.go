@@ -48,8 +48,8 @@ type Faults struct {
 	// Hold keeps the request unanswered (as Silent does, but only for the
 	// requests drawn and matched: e.g. uploads black-holed while HEAD
 	// requests are answered) until the client gives up or the mode changes.
-	Hold float64
-	Latency  time.Duration
+	Hold    float64
+	Latency time.Duration
 	// Match, if set, limits faults to requests it accepts.
 	Match func(*http.Request) bool
 }
