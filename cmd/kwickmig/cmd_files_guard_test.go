@@ -286,3 +286,41 @@ func TestDestinationTrailingSlash(t *testing.T) {
 		t.Fatalf("another prefix with the same checkpoint: exit %d, want 1\n%s", code, out)
 	}
 }
+
+// A per-store mount that comes back empty with the same identity (a fresh
+// tmpfs, an NFS export whose disk was not mounted on the server) deletes
+// nothing: an empty mount with recorded files is refused like an empty root.
+func TestEmptySubMountRefused(t *testing.T) {
+	se := newSyncEnv(t, "")
+	writeFile(t, se.src, "s1/a.json", []byte("a"))
+	store := filepath.Join(se.src, "s4")
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mountTmpfs := func() {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", store).CombinedOutput(); err != nil {
+			if os.Getenv("KWICKMIG_TEST_DISALLOW_SKIP") != "" {
+				t.Fatalf("mount tmpfs: %v: %s", err, out)
+			}
+			t.Skipf("cannot mount tmpfs (needs root): %v", err)
+		}
+	}
+	mountTmpfs()
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", store).Run() })
+	for i := range 30 {
+		writeFile(t, store, fmt.Sprintf("2026/r%02d.json", i), []byte("x"))
+	}
+	if code, rep, out := se.sync("--delete"); code != 0 || rep.FilesUploaded != 31 {
+		t.Fatalf("first sync: exit %d, uploaded %d\n%s", code, rep.FilesUploaded, out)
+	}
+	unmount(t, store)
+	mountTmpfs() // same type, source and root: the same identity, but empty
+	code, rep, out := se.sync("--delete")
+	if code != 1 || rep.FilesDeleted != 0 {
+		t.Fatalf("empty sub-mount: exit %d, deleted %d; want 1, 0\n%s", code, rep.FilesDeleted, out)
+	}
+	mustContain(t, out, "the mount s4 is empty")
+	if n := bucketCount(t, se.s3); n != 31 {
+		t.Fatalf("bucket has %d objects, want 31", n)
+	}
+}

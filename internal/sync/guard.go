@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -54,13 +55,27 @@ func (s *Syncer) checkSource() error {
 				return &sourceChangedError{src: s.opts.Src, why: err.Error()}
 			}
 		}
-		if hasRecords("") {
-			empty, err := dirEmpty(s.opts.Src)
+		// An empty root, or an empty mount below it, while the checkpoint
+		// records files there: a share that is not (yet) mounted, or one
+		// that came back empty. Same identity or not, nothing there may be
+		// taken for deleted.
+		roots := []string{""}
+		for _, m := range cur.Mounts {
+			roots = append(roots, m.Rel)
+		}
+		for _, rel := range roots {
+			if !hasRecords(rel) {
+				continue
+			}
+			empty, err := dirEmpty(filepath.Join(s.opts.Src, rel))
 			if err != nil {
 				return fmt.Errorf("source %s: %w", s.opts.Src, err)
 			}
-			if empty {
+			if empty && rel == "" {
 				return &sourceChangedError{src: s.opts.Src, why: "the source root is empty but the checkpoint records files (an unmounted or not yet mounted share?)"}
+			}
+			if empty {
+				return &sourceChangedError{src: s.opts.Src, why: fmt.Sprintf("the mount %s is empty but the checkpoint records files in it (a share that is not mounted, or came back empty?)", rel)}
 			}
 		}
 	}
