@@ -57,6 +57,10 @@ type PutOptions struct {
 	// (not a checksum of the parts' checksums), so a stored checksum always
 	// compares with the whole file's CRC32C.
 	CRC32C string
+	// BeforeComplete, if set, runs after every part of a multipart upload
+	// was stored and before the upload is completed; an error aborts the
+	// upload (the previous object, if any, stays) and is returned by Put.
+	BeforeComplete func() error
 }
 
 // PutResult is what the server confirmed.

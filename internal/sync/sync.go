@@ -55,6 +55,9 @@ type Options struct {
 	// checks that it did not change meanwhile (tests change it there, at a
 	// moment no scheduler can move).
 	AfterRead func(rel string)
+	// BeforeComplete, if set, runs before a multipart upload is completed
+	// (tests change the file there).
+	BeforeComplete func(rel string)
 	// MaxDelete caps the deletions of one run (--max-delete); a run that
 	// would delete more deletes nothing and fails with ErrTooManyDeletes.
 	MaxDelete DeleteLimit

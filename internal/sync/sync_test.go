@@ -222,3 +222,43 @@ func TestPermanentErrorsNotRetried(t *testing.T) {
 		t.Fatalf("%d records after a run that uploaded nothing", c)
 	}
 }
+
+// A large file that changes while its parts upload never replaces the
+// good object of an earlier run: the multipart upload is aborted before it
+// completes, the file is reported, and the next quiet run uploads it whole.
+func TestMultipartChangedFileKeepsOldObject(t *testing.T) {
+	f := newFixture(t, "")
+	var err error
+	f.store, err = s3store.New(context.Background(), s3store.Options{
+		URL: "s3://" + f.s3.Bucket + "/pre", EndpointURL: f.s3.Endpoint, Concurrency: 4, Pacer: f.pacer,
+		MultipartThreshold: 5 << 20, PartSize: 5 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := bytes.Repeat([]byte("1"), 11<<20)
+	f.write("big.bin", v1)
+	if res := f.run(Options{}); res.FilesUploaded != 1 {
+		t.Fatalf("first run uploaded %d", res.FilesUploaded)
+	}
+	p := filepath.Join(f.src, "big.bin")
+	f.write("big.bin", bytes.Repeat([]byte("2"), 11<<20))
+	completes := 0
+	res := f.run(Options{BeforeComplete: func(rel string) {
+		completes++
+		fh, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+		fh.Write([]byte("appended while the parts were read"))
+		fh.Close()
+	}})
+	if res.FilesFailed != 1 || res.FilesUploaded != 0 || completes == 0 {
+		t.Fatalf("changing file: uploaded %d failed %d (completes %d), want 0, 1: %+v", res.FilesUploaded, res.FilesFailed, completes, res.Failures)
+	}
+	if got, _ := f.object("big.bin"); !bytes.Equal(got, v1) {
+		t.Fatalf("the object is no longer the first run's (%d bytes): a changing file replaced it", len(got))
+	}
+	res = f.run(Options{})
+	want, _ := os.ReadFile(p)
+	if got, _ := f.object("big.bin"); res.FilesUploaded != 1 || !bytes.Equal(got, want) {
+		t.Fatalf("quiet rerun uploaded %d; object %d bytes, want %d", res.FilesUploaded, len(got), len(want))
+	}
+}

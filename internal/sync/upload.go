@@ -201,6 +201,15 @@ func (s *Syncer) put(ctx context.Context, j job, key string) (rec *checkpoint.Fi
 		ContentType: contentType(j.rel),
 		Metadata:    map[string]string{"mtime": formatMtime(rec.MtimeNs)},
 		CRC32C:      objstore.EncodeCRC32C(sum),
+		// A large file is read from disk while its parts upload: if it
+		// changed meanwhile, the upload is aborted before it replaces the
+		// object (the good copy from an earlier run stays).
+		BeforeComplete: func() error {
+			if s.opts.BeforeComplete != nil {
+				s.opts.BeforeComplete(j.rel)
+			}
+			return sameFile(f, before, rec.Size)
+		},
 	})
 	if err != nil {
 		return nil, false, err

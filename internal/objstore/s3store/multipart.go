@@ -104,6 +104,14 @@ func (s *Store) putMultipart(ctx context.Context, full string, body io.ReadSeeke
 		return objstore.PutResult{}, err
 	}
 	sort.Slice(parts, func(a, b int) bool { return aws.ToInt32(parts[a].PartNumber) < aws.ToInt32(parts[b].PartNumber) })
+	if o.BeforeComplete != nil {
+		// The caller's last word (files sync: did the file change while
+		// its parts were read?): refused, nothing replaces the object.
+		if err := o.BeforeComplete(); err != nil {
+			s.abort(full, uploadID)
+			return objstore.PutResult{}, err
+		}
+	}
 	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &s.bucket, Key: &full, UploadId: uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
