@@ -63,6 +63,8 @@ func TestOutageRecovers(t *testing.T) {
 	if code != 0 || rep.FilesUploaded != n || rep.FilesFailed != 0 {
 		t.Fatalf("exit %d, uploaded %d, failed %d; want 0, %d, 0\n%s", code, rep.FilesUploaded, rep.FilesFailed, n, out)
 	}
+	mustContain(t, out, "endpoint unreachable: paused, probing it")
+	mustContain(t, out, "endpoint answers again: resuming")
 	if rep.Outages < 1 {
 		t.Fatalf("report outages %d, want at least 1 (the proxy was down for 2s)\n%s", rep.Outages, out)
 	}

@@ -165,6 +165,13 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
+		OnOutage: func(since time.Time, down bool) {
+			if down {
+				g.logger.Warn("endpoint unreachable: paused, probing it", "since", since.Format(time.RFC3339), "outage_timeout", o.OutageTimeout.String())
+			} else {
+				g.logger.Info("endpoint answers again: resuming", "unreachable_for", time.Since(since).Round(time.Second).String())
+			}
+		},
 		Progress: func(c ksync.Counters) {
 			secs := max(c.Elapsed.Seconds(), 0.001)
 			outage := ""

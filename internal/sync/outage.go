@@ -94,6 +94,11 @@ func (g *outageGate) down(ctx context.Context, start time.Time, cause error) {
 		}
 		return
 	}
+	if start.Before(g.reopened) {
+		// A request sent during the last outage, failing only now: old
+		// news. Its job is simply tried again.
+		return
+	}
 	g.open = make(chan struct{})
 	if !g.reopened.IsZero() && g.lastOK.Before(g.reopened) {
 		// Nothing succeeded since the last outage "ended": it did not.

@@ -69,6 +69,9 @@ type Options struct {
 	// whether it answers again (default: the store's Check).
 	OutageTimeout time.Duration
 	Probe         func(context.Context) error
+	// OnOutage, if set, is told when an outage starts (down) and ends, for
+	// the log: the progress line alone is invisible under nohup or systemd.
+	OnOutage func(since time.Time, down bool)
 }
 
 func (o *Options) fill() {
@@ -229,7 +232,7 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 	if probe == nil {
 		probe = s.store.Check
 	}
-	s.gate = newOutageGate(probe, s.opts.OutageTimeout, stop, nil)
+	s.gate = newOutageGate(probe, s.opts.OutageTimeout, stop, s.opts.OnOutage)
 
 	records := make(chan done, s.opts.Concurrency*4)
 	recErr := make(chan error, 1)
