@@ -82,6 +82,12 @@ func TestUnmountedShareDeletesNothing(t *testing.T) {
 		t.Fatalf("bucket has %d objects after the refused run, want 40", n)
 	}
 
+	// verify files refuses the empty mount point too (it would report every
+	// file as deleted since the sync and advise another sync).
+	if code, _, out := se.verifyFiles(); code != 1 || !strings.Contains(out, "not verifying against it") {
+		t.Fatalf("verify files of the empty mount point: exit %d, want 1\n%s", code, out)
+	}
+
 	// Another share at the same path: refused too.
 	mountBind(t, other, se.src)
 	if code, _, out := se.sync("--delete"); code != 1 {

@@ -13,6 +13,7 @@ import (
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
+	ksync "github.com/kwick/kwickmig/internal/sync"
 	"github.com/kwick/kwickmig/internal/source"
 	"github.com/kwick/kwickmig/internal/verify"
 )
@@ -120,6 +121,11 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if cp != nil {
 		defer cp.Close()
 		if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), false, "use the sync's --checkpoint, or --no-checkpoint"); err != nil {
+			return err
+		}
+		// An unmounted share would show every file as deleted since the
+		// sync and advise syncing again: refuse, as files sync does.
+		if err := ksync.CheckSource(cp, o.Src); err != nil {
 			return err
 		}
 	}

@@ -35,49 +35,9 @@ func (s *Syncer) checkSource() error {
 	if s.cp == nil {
 		return nil // nothing recorded: nothing to protect
 	}
-	cur, err := source.ReadIdentity(s.opts.Src)
+	cur, rec, found, err := compareSource(s.cp, s.opts.Src, s.opts.AcceptSourceChange)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", s.opts.Src, err)
-	}
-	var rec source.Identity
-	found, err := s.cp.GetJSON(identitySection, identityKey, &rec)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", s.cp.Path(), err)
-	}
-	hasRecords := func(rel string) bool {
-		any := false
-		_ = s.cp.ListDir(rel, func(e checkpoint.DirEntry) error { any = true; return errStop })
-		return any
-	}
-	if !s.opts.AcceptSourceChange {
-		if found {
-			if err := source.Compare(rec, cur, hasRecords); err != nil {
-				return &sourceChangedError{src: s.opts.Src, why: err.Error()}
-			}
-		}
-		// An empty root, or an empty mount below it, while the checkpoint
-		// records files there: a share that is not (yet) mounted, or one
-		// that came back empty. Same identity or not, nothing there may be
-		// taken for deleted.
-		roots := []string{""}
-		for _, m := range cur.Mounts {
-			roots = append(roots, m.Rel)
-		}
-		for _, rel := range roots {
-			if !hasRecords(rel) {
-				continue
-			}
-			empty, err := dirEmpty(filepath.Join(s.opts.Src, rel))
-			if err != nil {
-				return fmt.Errorf("source %s: %w", s.opts.Src, err)
-			}
-			if empty && rel == "" {
-				return &sourceChangedError{src: s.opts.Src, why: "the source root is empty but the checkpoint records files (an unmounted or not yet mounted share?)"}
-			}
-			if empty {
-				return &sourceChangedError{src: s.opts.Src, why: fmt.Sprintf("the mount %s is empty but the checkpoint records files in it (a share that is not mounted, or came back empty?)", rel)}
-			}
-		}
+		return err
 	}
 	if s.opts.DryRun || (found && identityEqual(rec, cur)) {
 		return nil
@@ -85,9 +45,76 @@ func (s *Syncer) checkSource() error {
 	return s.cp.PutJSON(identitySection, identityKey, cur)
 }
 
-type sourceChangedError struct{ src, why string }
+// CheckSource is checkSource for readers (verify files): it refuses a
+// source root that is not the one cp recorded, or that is empty (or has an
+// empty mount) where cp records files, and changes nothing. The error
+// matches ErrSourceChanged.
+func CheckSource(cp *checkpoint.DB, src string) error {
+	_, _, _, err := compareSource(cp, src, false)
+	var sc *sourceChangedError
+	if errors.As(err, &sc) {
+		sc.reader = true
+	}
+	return err
+}
+
+func compareSource(cp *checkpoint.DB, src string, accept bool) (cur, rec source.Identity, found bool, err error) {
+	cur, err = source.ReadIdentity(src)
+	if err != nil {
+		return cur, rec, false, fmt.Errorf("source %s: %w", src, err)
+	}
+	found, err = cp.GetJSON(identitySection, identityKey, &rec)
+	if err != nil {
+		return cur, rec, false, fmt.Errorf("checkpoint %s: %w", cp.Path(), err)
+	}
+	if accept {
+		return cur, rec, found, nil
+	}
+	hasRecords := func(rel string) bool {
+		any := false
+		_ = cp.ListDir(rel, func(e checkpoint.DirEntry) error { any = true; return errStop })
+		return any
+	}
+	if found {
+		if err := source.Compare(rec, cur, hasRecords); err != nil {
+			return cur, rec, found, &sourceChangedError{src: src, why: err.Error()}
+		}
+	}
+	// An empty root, or an empty mount below it, while the checkpoint
+	// records files there: a share that is not (yet) mounted, or one that
+	// came back empty. Same identity or not, nothing there may be taken for
+	// deleted.
+	roots := []string{""}
+	for _, m := range cur.Mounts {
+		roots = append(roots, m.Rel)
+	}
+	for _, rel := range roots {
+		if !hasRecords(rel) {
+			continue
+		}
+		empty, err := dirEmpty(filepath.Join(src, rel))
+		if err != nil {
+			return cur, rec, found, fmt.Errorf("source %s: %w", src, err)
+		}
+		if empty && rel == "" {
+			return cur, rec, found, &sourceChangedError{src: src, why: "the source root is empty but the checkpoint records files (an unmounted or not yet mounted share?)"}
+		}
+		if empty {
+			return cur, rec, found, &sourceChangedError{src: src, why: fmt.Sprintf("the mount %s is empty but the checkpoint records files in it (a share that is not mounted, or came back empty?)", rel)}
+		}
+	}
+	return cur, rec, found, nil
+}
+
+type sourceChangedError struct {
+	src, why string
+	reader   bool // verify: nothing is uploaded or deleted anyway
+}
 
 func (e *sourceChangedError) Error() string {
+	if e.reader {
+		return fmt.Sprintf("source %s: %s; not verifying against it (check the mount; --no-checkpoint verifies whatever is there)", e.src, e.why)
+	}
 	return fmt.Sprintf("source %s: %s; nothing was uploaded or deleted (check the mount; --accept-source-change adopts the new source on purpose)", e.src, e.why)
 }
 
