@@ -13,8 +13,8 @@ import (
 	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
-	ksync "github.com/kwick/kwickmig/internal/sync"
 	"github.com/kwick/kwickmig/internal/source"
+	ksync "github.com/kwick/kwickmig/internal/sync"
 	"github.com/kwick/kwickmig/internal/verify"
 )
 
