@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,6 +42,20 @@ func (s *Store) Check(ctx context.Context) error {
 // parts with a full-object CRC32C (multipart.go); the rest are one PutObject carrying the CRC32C so the
 // server rejects corrupted bytes.
 func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions) (objstore.PutResult, error) {
+	res, err := s.put(ctx, key, body, size, o)
+	if err != nil && !errors.Is(err, objstore.ErrFatal) {
+		// A PUT answered 404 by something that is not S3 (no S3 error
+		// code: a misrouted proxy's page) or with any code but
+		// NoSuchUpload fails every other PUT the same way: fatal, not one
+		// failed file after another.
+		if status, code := statusOf(err); status == http.StatusNotFound && code != "NoSuchUpload" {
+			return res, objstore.Fatal(err)
+		}
+	}
+	return res, err
+}
+
+func (s *Store) put(ctx context.Context, key string, body io.ReadSeeker, size int64, o objstore.PutOptions) (objstore.PutResult, error) {
 	full := s.prefix + key
 	var ct *string
 	if o.ContentType != "" {
