@@ -292,15 +292,15 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 	}
 	fmt.Fprintf(w, "%s: %s -> %s\n", title, r.Source, r.Destination)
 	rate := float64(r.FilesUploaded) / max(r.DurationSeconds, 0.001)
-	verb := "uploaded"
+	verb, delVerb := "uploaded", "deleted"
 	if r.DryRun {
-		verb = "to upload"
+		verb, delVerb = "to upload", "to delete"
 	}
 	rows := [][]string{
 		{"scanned", fmt.Sprint(r.FilesScanned)},
 		{verb, fmt.Sprintf("%d (%s, %.0f files/s)", r.FilesUploaded, report.Bytes(r.BytesUploaded), rate)},
 		{"unchanged", fmt.Sprint(r.FilesUnchanged)},
-		{"deleted", fmt.Sprint(r.FilesDeleted)},
+		{delVerb, fmt.Sprint(r.FilesDeleted)},
 		{"gone from source", fmt.Sprint(r.FilesMissing)},
 		{"skipped", fmt.Sprint(r.FilesSkipped)},
 		{"failed", fmt.Sprint(r.FilesFailed)},
@@ -314,8 +314,18 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 		for _, p := range r.WouldUpload {
 			fmt.Fprintf(w, "would upload: %s\n", report.Quote(p))
 		}
+		if n := r.FilesUploaded - int64(len(r.WouldUpload)); n > 0 && len(r.WouldUpload) > 0 {
+			fmt.Fprintf(w, "... and %d more to upload (lists stop at 10,000)\n", n)
+		}
 	}
-	for _, p := range r.MissingOnSource {
+	missing := r.MissingOnSource
+	if r.DeletionsRefused > 0 && len(missing) > 20 {
+		// A refused mass deletion: the count and the first paths are what
+		// the operator needs, not thousands of lines (the --report file
+		// lists up to 10,000).
+		missing = missing[:20]
+	}
+	for _, p := range missing {
 		verb := "gone from source (kept; --delete removes it)"
 		if r.DeletionsRefused > 0 {
 			verb = "gone from source (NOT deleted: more than --max-delete)"
@@ -325,6 +335,9 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 			verb = "deleted"
 		}
 		fmt.Fprintf(w, "%s: %s\n", verb, report.Quote(p))
+	}
+	if n := max(r.FilesMissing, r.FilesDeleted, r.DeletionsRefused) - int64(len(missing)); n > 0 && len(missing) > 0 {
+		fmt.Fprintf(w, "... and %d more gone from source\n", n)
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "FAILED %s: %s\n", report.Quote(f.Path), f.Reason)
