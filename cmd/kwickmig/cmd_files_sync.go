@@ -185,39 +185,17 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	res.Warnings = append(res.Warnings, warnings...)
 	printFilesSyncSummary(g, res)
 
-	exit := ExitOK
-	switch {
-	case res.Interrupted:
-		exit = ExitInterrupted
-	case runErr != nil:
-		exit = ExitCannotRun
-	case res.FilesFailed > 0:
-		exit = ExitPartial
+	summary := map[string]any{
+		"files_scanned": res.FilesScanned, "files_uploaded": res.FilesUploaded,
+		"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
+		"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
+		"duration_seconds": res.DurationSeconds, "destination": o.Dst,
 	}
-	if o.Report != "" {
-		if err := report.WriteJSON(o.Report, res); err != nil {
-			g.logger.Error("report", "err", err)
-		}
+	if runErr == nil && res.FilesFailed > 0 {
+		runErr = &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
 	}
-	if cp != nil && !o.DryRun {
-		summary := map[string]any{
-			"files_scanned": res.FilesScanned, "files_uploaded": res.FilesUploaded,
-			"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
-			"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
-			"duration_seconds": res.DurationSeconds, "destination": o.Dst,
-		}
-		if err := cp.AppendRun(checkpoint.RunRecord{Command: "files sync", Started: started,
-			Finished: time.Now(), ExitCode: exit, Summary: summary}); err != nil {
-			g.logger.Error("checkpoint run record", "err", err)
-		}
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if res.FilesFailed > 0 {
-		return &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
-	}
-	return nil
+	return finishRun(ctx, g, runEnd{command: "files sync", started: started, report: o.Report, cp: cp,
+		result: res, summary: summary, noRecord: cp == nil || o.DryRun}, runErr)
 }
 
 // filesIdentity is what the checkpoint's files section is bound to: files

@@ -78,6 +78,7 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 <table class="kv">
 {{with .DB.Pairing}}<tr><th>Pairing</th><td><code>{{.}}</code></td></tr>{{end}}
 {{with .DB.LastCopy}}<tr><th>Last {{.Command}}</th><td>{{stamp .Finished}}: {{.Headline}}</td></tr>{{end}}
+{{range .DB.FailedCopies}}<tr><th>Failed {{.Command}}</th><td class="bad">exit {{.ExitCode}} at {{stamp .Finished}}: {{dash .Error}}</td></tr>{{end}}
 <tr><th>Bulk data complete</th><td>{{if .DB.Complete}}<span class="ok">yes</span>{{else}}<span class="warn">no</span>{{end}}</td></tr>
 <tr><th>Delta rounds applied</th><td>{{.Delta.Rounds}} ({{.Delta.RowsApplied}} rows){{with .Delta.LastRound}}, last at {{stamp .}}{{end}}</td></tr>
 {{with .Delta.Backlog}}<tr><th>Capture backlog</th><td>{{.Rows}} rows, {{bytes .Bytes}}, oldest {{dash .OldestAge}} ({{if .Live}}read from the source now{{else}}as of {{stamp .AsOf}}{{end}})</td></tr>{{end}}
@@ -87,7 +88,8 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 {{end}}</table>{{end}}
 
 <h2>Run history</h2>
-<table><tr><th>Finished</th><th>Command</th><th>Exit</th><th>Seconds</th><th>Summary</th></tr>
+{{range .EarlierRuns}}<p class="meta">{{.Line}}</p>
+{{end}}<table><tr><th>Finished</th><th>Command</th><th>Exit</th><th>Seconds</th><th>Summary</th></tr>
 {{range .Runs}}<tr><td>{{stamp .Finished}}</td><td>{{.Command}}</td><td class="{{exitClass .ExitCode}}">{{.ExitCode}}</td><td class="num">{{printf "%.1f" .Seconds}}</td><td>{{.Headline}}</td></tr>
 {{end}}</table>
 </body></html>
