@@ -17,6 +17,10 @@ import (
 
 // Report is the migration's state (also its JSON form).
 type Report struct {
+	// Go is the cutover verdict; NoGoReasons says what stands in the way
+	// (empty when Go).
+	Go            bool           `json:"go"`
+	NoGoReasons   []string       `json:"no_go_reasons"`
 	Checkpoint    string         `json:"checkpoint"`
 	Generated     time.Time      `json:"generated"`
 	Files         FilesState     `json:"files"`
@@ -164,6 +168,7 @@ func Build(cp *checkpoint.DB, backlog *Backlog) (*Report, error) {
 	if backlog != nil {
 		r.Delta.Backlog = backlog
 	}
+	r.verdict()
 	r.trimHistory()
 	return r, nil
 }

@@ -49,10 +49,15 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;borde
 th,td{text-align:left;padding:.25em .7em;border-bottom:1px solid #e2e4e7;vertical-align:top}
 th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#00753a;font-weight:600}.bad{color:#b32d2e;font-weight:600}.warn{color:#996800;font-weight:600}
+.verdict{padding:.6em 1em;margin:1em 0;border-radius:4px;font-size:1.05em}.verdict ul{margin:.4em 0 0;padding-left:1.4em}
+.go{background:#edfaef;border:2px solid #00753a;color:#00753a}.nogo{background:#fcf0f1;border:2px solid #b32d2e;color:#8a2424}
 .kv th{width:14em;background:none}.chart{margin:.5em 0}code{font-size:.95em}
 </style></head><body>
 <h1>kwickmig cutover report</h1>
 <p class="meta">Generated {{stamp .Generated}} from checkpoint <code>{{.Checkpoint}}</code></p>
+
+<div id="verdict" class="verdict {{if .Go}}go{{else}}nogo{{end}}"><strong>{{.VerdictLine}}</strong>
+{{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li>{{.}}</li>{{end}}</ul>{{end}}</div>
 
 <h2>Verification</h2>
 {{if .Verifications}}<table><tr><th>Command</th><th>Outcome</th><th>Finished</th><th>Summary</th></tr>

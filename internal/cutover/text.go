@@ -12,6 +12,11 @@ import (
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "kwickmig cutover report (%s, checkpoint %s)\n", r.Generated.Format(time.DateTime+" MST"), r.Checkpoint)
 
+	fmt.Fprintln(w, "\nVERDICT:", r.VerdictLine())
+	for _, reason := range r.NoGoReasons {
+		fmt.Fprintln(w, "  -", reason)
+	}
+
 	fmt.Fprintln(w, "\nFILES")
 	rows := [][]string{}
 	if r.Files.Pairing != "" {
