@@ -151,7 +151,7 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 			CABundle: o.S3.CABundle, ClientCert: o.S3.ClientCert, ClientKey: o.S3.ClientKey,
 			RequestTimeout: o.S3.RequestTimeout, Pacer: objstore.NewPacer(o.S3.MaxRPS)}
 	}
-	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := g.stderr.(*os.File); ok && !g.Quiet && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr
 	}
 	return po, nil

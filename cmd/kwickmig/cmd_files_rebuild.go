@@ -49,7 +49,7 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 		return err
 	}
 
-	spin := report.NewSpinner(g.stderr, g.logger, "files rebuild-checkpoint", 5)
+	spin := g.spinner("files rebuild-checkpoint", 5)
 	res, runErr := ksync.Rebuild(ctx, store, cp, ksync.RebuildOptions{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, FollowSymlinks: o.FollowSymlinks,
 		Checksum: o.Checksum, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},

@@ -83,7 +83,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if cp != nil {
 		defer cp.Close()
 	}
-	spin := report.NewSpinner(g.stderr, g.logger, "verify db", 1)
+	spin := g.spinner("verify db", 1)
 	res, runErr := verify.VerifyDB(ctx, verify.DBOptions{
 		Source: o.Source, Target: o.Target, Tables: o.Tables, Jobs: o.Jobs,
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,

@@ -124,7 +124,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		}
 	}
 
-	spin := report.NewSpinner(g.stderr, g.logger, "verify files", 5)
+	spin := g.spinner("verify files", 5)
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
