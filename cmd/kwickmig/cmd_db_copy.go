@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -150,54 +151,58 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 			CABundle: o.S3.CABundle, ClientCert: o.S3.ClientCert, ClientKey: o.S3.ClientKey,
 			RequestTimeout: o.S3.RequestTimeout, Pacer: objstore.NewPacer(o.S3.MaxRPS)}
 	}
-	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := g.stderr.(*os.File); ok && !g.Quiet && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr
 	}
 	return po, nil
 }
 
 func runDBCopy(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	started := time.Now()
 	po, err := o.libOptions(g, "copy")
 	if err != nil {
 		return err
 	}
 	res, err := pgcopy.Copy(ctx, po)
-	return finishDBCommand(res, err, o.Report, g)
+	return finishDBCommand(ctx, "db copy", started, po, res, err, o.Report, g)
 }
 
 func runDBExport(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	started := time.Now()
 	po, err := o.libOptions(g, "export")
 	if err != nil {
 		return err
 	}
 	res, err := pgcopy.Export(ctx, po)
-	return finishDBCommand(res, err, o.Report, g)
+	return finishDBCommand(ctx, "db export", started, po, res, err, o.Report, g)
 }
 
 func runDBImport(ctx context.Context, o DBCopyOptions, g *globalOptions) error {
+	started := time.Now()
 	po, err := o.libOptions(g, "import")
 	if err != nil {
 		return err
 	}
 	res, err := pgcopy.Import(ctx, po)
-	return finishDBCommand(res, err, o.Report, g)
+	return finishDBCommand(ctx, "db import", started, po, res, err, o.Report, g)
 }
 
-// finishDBCommand prints the summary and writes the report, also after a
-// failure (the report then shows how far the run got).
-func finishDBCommand(res *pgcopy.Result, err error, report string, g *globalOptions) error {
+// finishDBCommand prints the summary, writes the report and records the
+// run, also after a failure (the report then shows how far the run got and
+// why it stopped). A run that never opened its checkpoint (res is nil) is
+// not recorded: it would create one where none was meant to be.
+func finishDBCommand(ctx context.Context, command string, started time.Time, po pgcopy.Options, res *pgcopy.Result, err error, report string, g *globalOptions) error {
 	if res != nil && err == nil {
 		pgcopy.WriteSummary(g.stdout, res)
 	}
-	if res != nil && report != "" {
-		if rerr := pgcopy.WriteReport(report, res); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
 	if err == nil && res != nil && len(res.Failures) > 0 {
-		return &partialError{msg: fmt.Sprintf("%s finished with %d failure(s), first: %s", res.Command, len(res.Failures), res.Failures[0])}
+		err = &partialError{msg: fmt.Sprintf("%s finished with %d failure(s), first: %s", res.Command, len(res.Failures), res.Failures[0])}
 	}
-	return err
+	e := runEnd{command: command, started: started, report: report, secrets: []string{po.SourceURL, po.TargetURL}, noRecord: res == nil}
+	if res != nil {
+		e.started, e.result, e.summary, e.cpPath = res.Started, res, res.Summary(), po.Checkpoint
+	}
+	return finishRun(ctx, g, e, err)
 }
 
 func firstNonEmpty(s ...string) string {

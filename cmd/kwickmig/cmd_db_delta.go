@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
-	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/pgcopy"
 	"github.com/kwick/kwickmig/internal/pgdelta"
@@ -82,43 +80,15 @@ func deltaClose(c *pgx.Conn) {
 // finish writes the JSON report, appends the run to the checkpoint and
 // returns err. A checkpoint that cannot be opened (another kwickmig holds it)
 // only costs the history entry: the delta's state lives in the databases.
-func (o *deltaCommon) finish(g *globalOptions, command string, started time.Time, summary any, err error) error {
-	code := ExitOK
-	if err != nil {
-		code = ExitCannotRun
-		var pe *partialError
-		if errors.Is(err, context.Canceled) {
-			code = ExitInterrupted
-		} else if errors.As(err, &pe) {
-			code = ExitPartial
-		}
-	}
+func (o *deltaCommon) finish(ctx context.Context, g *globalOptions, command string, started time.Time, summary any, err error) error {
 	fields := map[string]any{}
 	if summary != nil {
 		if data, merr := json.Marshal(summary); merr == nil {
 			_ = json.Unmarshal(data, &fields)
 		}
 	}
-	if err != nil {
-		fields["error"] = err.Error()
-	}
-	if o.Report != "" {
-		rep := map[string]any{"command": command, "started": started, "finished": time.Now(), "exit_code": code, "summary": fields}
-		if werr := report.WriteJSON(o.Report, rep); werr != nil {
-			g.logger.Warn("cannot write report", "file", o.Report, "err", werr)
-		}
-	}
-	if o.Checkpoint != "" {
-		if cp, cerr := checkpoint.Open(o.Checkpoint); cerr != nil {
-			g.logger.Warn("run not recorded in checkpoint", "err", cerr)
-		} else {
-			if aerr := cp.AppendRun(checkpoint.RunRecord{Command: command, Started: started, Finished: time.Now(), ExitCode: code, Summary: fields}); aerr != nil {
-				g.logger.Warn("run not recorded in checkpoint", "err", aerr)
-			}
-			cp.Close()
-		}
-	}
-	return err
+	return finishRun(ctx, g, runEnd{command: command, started: started, report: o.Report, cpPath: o.Checkpoint,
+		result: summary, summary: fields, secrets: []string{o.Source, o.Target}}, err)
 }
 
 // CaptureOptions are the flags of db capture install|status|remove|add.
@@ -183,11 +153,11 @@ func (opts CaptureOptions) onSource(ctx context.Context, g *globalOptions, comma
 	started := time.Now()
 	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
 	if err != nil {
-		return err
+		return opts.finish(ctx, g, command, started, nil, err)
 	}
 	defer deltaClose(src)
 	summary, err := fn(src)
-	return opts.finish(g, command, started, summary, err)
+	return opts.finish(ctx, g, command, started, summary, err)
 }
 
 func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
@@ -424,7 +394,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 	started := time.Now()
 	src, err := deltaConnect(ctx, pgutil.Source, opts.Source)
 	if err != nil {
-		return err
+		return opts.finish(ctx, g, "db final-delta", started, nil, err)
 	}
 	defer deltaClose(src)
 	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger}
@@ -432,19 +402,19 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 	if opts.Out != "" {
 		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
 		if derr != nil {
-			return derr
+			return opts.finish(ctx, g, "db final-delta", started, nil, derr)
 		}
 		res, err = pgdelta.Export(ctx, src, dst, popts)
 	} else {
 		tgt, cerr := deltaConnect(ctx, pgutil.Target, opts.Target)
 		if cerr != nil {
-			return cerr
+			return opts.finish(ctx, g, "db final-delta", started, nil, cerr)
 		}
 		defer deltaClose(tgt)
 		res, err = pgdelta.FinalDelta(ctx, src, tgt, popts)
 	}
 	printDeltaResult(g, res, opts.Out != "")
-	return opts.finish(g, "db final-delta", started, res, err)
+	return opts.finish(ctx, g, "db final-delta", started, res, err)
 }
 
 func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) error {
@@ -459,19 +429,19 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 	for _, loc := range opts.In {
 		st, err := openBatchStore(ctx, loc, &opts.S3)
 		if err != nil {
-			return err
+			return opts.finish(ctx, g, "db import-delta", started, nil, err)
 		}
 		stores = append(stores, st)
 	}
 	in := pgdelta.Stores(stores...)
 	tgt, err := deltaConnect(ctx, pgutil.Target, opts.Target)
 	if err != nil {
-		return err
+		return opts.finish(ctx, g, "db import-delta", started, nil, err)
 	}
 	defer deltaClose(tgt)
 	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger})
 	printDeltaResult(g, res, false)
-	return opts.finish(g, "db import-delta", started, res, err)
+	return opts.finish(ctx, g, "db import-delta", started, res, err)
 }
 
 func printDeltaResult(g *globalOptions, res pgdelta.Result, exported bool) {

@@ -91,13 +91,13 @@ func TestDBFinalDeltaCLI(t *testing.T) {
 	}
 	var rep struct {
 		ExitCode int
-		Summary  struct{ Rows int64 }
+		Rows     int64
 	}
 	data, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &rep); err != nil || rep.Summary.Rows != 44 {
+	if err := json.Unmarshal(data, &rep); err != nil || rep.Rows != 44 {
 		t.Fatalf("report %s: %v", data, err)
 	}
 	// a second run, from the environment, applies nothing

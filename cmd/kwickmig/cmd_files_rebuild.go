@@ -49,7 +49,7 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 		return err
 	}
 
-	spin := report.NewSpinner(g.stderr, g.logger, "files rebuild-checkpoint", 5)
+	spin := g.spinner("files rebuild-checkpoint", 5)
 	res, runErr := ksync.Rebuild(ctx, store, cp, ksync.RebuildOptions{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, FollowSymlinks: o.FollowSymlinks,
 		Checksum: o.Checksum, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
@@ -66,35 +66,15 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 	res.Destination = o.Dst
 	printRebuildSummary(g, res)
 
-	exit := ExitOK
-	switch {
-	case res.Interrupted:
-		exit = ExitInterrupted
-	case runErr != nil:
-		exit = ExitCannotRun
-	case res.Errors > 0:
-		exit = ExitPartial
+	if runErr == nil && res.Errors > 0 {
+		runErr = &partialError{msg: fmt.Sprintf("%d object(s) could not be checked and stay unrecorded (listed above%s); the next files sync uploads them", res.Errors, reportHint(o.Report))}
 	}
-	if o.Report != "" {
-		if err := report.WriteJSON(o.Report, res); err != nil {
-			g.logger.Error("report", "err", err)
-		}
-	}
-	if err := cp.AppendRun(checkpoint.RunRecord{Command: "files rebuild-checkpoint", Started: started,
-		Finished: time.Now(), ExitCode: exit, Summary: map[string]any{
+	return finishRun(ctx, g, runEnd{command: "files rebuild-checkpoint", started: started, report: o.Report, cp: cp, result: res,
+		summary: map[string]any{
 			"objects_listed": res.ObjectsListed, "recorded": res.Recorded, "bytes_recorded": res.BytesRecorded,
 			"not_matching": res.NotMatching, "errors": res.Errors, "duration_seconds": res.DurationSeconds,
 			"destination": o.Dst,
-		}}); err != nil {
-		g.logger.Error("checkpoint run record", "err", err)
-	}
-	switch {
-	case runErr != nil:
-		return runErr
-	case res.Errors > 0:
-		return &partialError{msg: fmt.Sprintf("%d object(s) could not be checked and stay unrecorded (listed above%s); the next files sync uploads them", res.Errors, reportHint(o.Report))}
-	}
-	return nil
+		}}, runErr)
 }
 
 func printRebuildSummary(g *globalOptions, r *ksync.RebuildResult) {

@@ -57,7 +57,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (repeatable; a glob without / matches the base name)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob (repeatable)")
 	f.StringVar(&o.Report, "report", "", "write the run report as JSON to this file")
-	f.Int64Var(&o.Multipart, "multipart-threshold", 64<<20, "files larger than this many bytes are uploaded in parts (min 5 MiB)")
+	f.Var(newSizeFlag(&o.Multipart, 64<<20, 5<<20), "multipart-threshold", "files larger than this are uploaded in parts (e.g. 64MiB, 1GiB or a byte count; min 5MiB: S3's smallest part)")
 	f.StringVar(&o.MaxDelete, "max-delete", "", "with --delete: refuse (delete nothing, exit 1) when more than N objects or P% of the recorded files would go (default: the larger of 100 and 1%)")
 	f.BoolVar(&o.AcceptChange, "accept-source-change", false, "adopt a source root that is another filesystem, mount or directory than the checkpoint recorded, or is empty (default: refuse, exit 1)")
 	f.DurationVar(&o.OutageTimeout, "outage-timeout", 10*time.Minute, "how long the endpoint may stay unreachable (the run pauses and probes it) before the run stops with exit 1")
@@ -96,9 +96,6 @@ func (o *FilesSyncOptions) validate() error {
 	}
 	if o.Walkers < 1 || o.Walkers > 1024 {
 		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
-	}
-	if o.Multipart < 5<<20 {
-		return usageErrorf("--multipart-threshold %d: S3 parts are at least 5 MiB (5242880)", o.Multipart)
 	}
 	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
 		return usageErrorf("%v", err)
@@ -159,7 +156,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 			warnings = append(warnings, fmt.Sprintf("bucket %s: could not read its versioning state (%v): deletions may not be recoverable", store.Bucket(), err))
 		}
 	}
-	spin := report.NewSpinner(g.stderr, g.logger, "files sync", 5)
+	spin := g.spinner("files sync", 5)
 	syncer := ksync.New(store, cp, ksync.Options{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
@@ -192,39 +189,17 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	res.Warnings = append(res.Warnings, warnings...)
 	printFilesSyncSummary(g, res)
 
-	exit := ExitOK
-	switch {
-	case res.Interrupted:
-		exit = ExitInterrupted
-	case runErr != nil:
-		exit = ExitCannotRun
-	case res.FilesFailed > 0:
-		exit = ExitPartial
+	summary := map[string]any{
+		"files_scanned": res.FilesScanned, "files_uploaded": res.FilesUploaded,
+		"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
+		"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
+		"duration_seconds": res.DurationSeconds, "destination": o.Dst,
 	}
-	if o.Report != "" {
-		if err := report.WriteJSON(o.Report, res); err != nil {
-			g.logger.Error("report", "err", err)
-		}
+	if runErr == nil && res.FilesFailed > 0 {
+		runErr = &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
 	}
-	if cp != nil && !o.DryRun {
-		summary := map[string]any{
-			"files_scanned": res.FilesScanned, "files_uploaded": res.FilesUploaded,
-			"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
-			"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
-			"duration_seconds": res.DurationSeconds, "destination": o.Dst,
-		}
-		if err := cp.AppendRun(checkpoint.RunRecord{Command: "files sync", Started: started,
-			Finished: time.Now(), ExitCode: exit, Summary: summary}); err != nil {
-			g.logger.Error("checkpoint run record", "err", err)
-		}
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if res.FilesFailed > 0 {
-		return &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
-	}
-	return nil
+	return finishRun(ctx, g, runEnd{command: "files sync", started: started, report: o.Report, cp: cp,
+		result: res, summary: summary, noRecord: cp == nil || o.DryRun}, runErr)
 }
 
 // filesIdentity is what the checkpoint's files section is bound to: files

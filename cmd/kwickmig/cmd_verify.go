@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,31 +44,6 @@ func openVerifyCheckpoint(g *globalOptions, path string) (*checkpoint.DB, error)
 		return nil, nil
 	}
 	return cp, nil
-}
-
-// recordVerifyRun appends the run to the checkpoint's history (for
-// `kwickmig report`); a failure to do so is logged, not fatal.
-func recordVerifyRun(g *globalOptions, cp *checkpoint.DB, command string, started time.Time, exit int, summary map[string]any) {
-	if cp == nil {
-		return
-	}
-	if err := cp.AppendRun(checkpoint.RunRecord{Command: command, Started: started, Finished: time.Now(),
-		ExitCode: exit, Summary: summary}); err != nil {
-		g.logger.Error("checkpoint run record", "err", err)
-	}
-}
-
-// verifyExit maps a verify outcome to the exit code recorded in the run.
-func verifyExit(runErr error, interrupted, differ bool) int {
-	switch {
-	case interrupted:
-		return ExitInterrupted
-	case runErr != nil:
-		return ExitCannotRun
-	case differ:
-		return ExitPartial
-	}
-	return ExitOK
 }
 
 func nounCount(n int64, one, many string) string {

@@ -83,7 +83,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if cp != nil {
 		defer cp.Close()
 	}
-	spin := report.NewSpinner(g.stderr, g.logger, "verify db", 1)
+	spin := g.spinner("verify db", 1)
 	res, runErr := verify.VerifyDB(ctx, verify.DBOptions{
 		Source: o.Source, Target: o.Target, Tables: o.Tables, Jobs: o.Jobs,
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,
@@ -92,17 +92,10 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 		},
 	})
 	spin.Done()
-	interrupted := ctx.Err() != nil
-	exit := verifyExit(runErr, interrupted, res != nil && !res.OK())
 	if res != nil {
 		printVerifyDB(g, res)
-		if o.Report != "" {
-			if err := report.WriteJSON(o.Report, res); err != nil {
-				g.logger.Error("report", "err", err)
-			}
-		}
 	}
-	summary := map[string]any{"error": errString(runErr)}
+	var summary map[string]any
 	if res != nil {
 		var missing, extra, changed int64
 		for _, t := range res.Tables {
@@ -116,7 +109,13 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 			"segments": res.Segments, "duration_seconds": res.DurationSeconds,
 		}
 	}
-	recordVerifyRun(g, cp, "verify db", started, exit, summary)
+	end := runEnd{command: "verify db", started: started, report: o.Report, cp: cp, result: res, summary: summary,
+		secrets: []string{o.Source, o.Target}, noRecord: cp == nil}
+	return finishRun(ctx, g, end, verifyDBOutcome(res, runErr, o.Report))
+}
+
+// verifyDBOutcome is the run's error: why it could not run, or what differs.
+func verifyDBOutcome(res *verify.DBResult, runErr error, reportPath string) error {
 	if runErr != nil {
 		return runErr
 	}
@@ -131,16 +130,9 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 		if n := int64(res.SequencesBehind); n > 0 {
 			parts = append(parts, nounCount(n, "sequence behind", "sequences behind"))
 		}
-		return &partialError{msg: "verify db: " + strings.Join(parts, ", ") + " (listed above" + reportHint(o.Report) + ")"}
+		return &partialError{msg: "verify db: " + strings.Join(parts, ", ") + " (listed above" + reportHint(reportPath) + ")"}
 	}
 	return nil
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 func printVerifyDB(g *globalOptions, r *verify.DBResult) {

@@ -130,7 +130,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		}
 	}
 
-	spin := report.NewSpinner(g.stderr, g.logger, "verify files", 5)
+	spin := g.spinner("verify files", 5)
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
@@ -146,18 +146,19 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if runErr == nil || res.Interrupted {
 		printVerifyFiles(g, res)
 	}
-	exit := verifyExit(runErr, res.Interrupted, !res.OK())
-	if o.Report != "" {
-		if err := report.WriteJSON(o.Report, res); err != nil {
-			g.logger.Error("report", "err", err)
-		}
-	}
-	recordVerifyRun(g, cp, "verify files", started, exit, map[string]any{
+	summary := map[string]any{
 		"source": res.Source, "destination": res.Destination, "mode": res.Mode,
 		"files_checked": res.FilesChecked, "objects_listed": res.ObjectsListed, "matched": res.Matched,
 		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
 		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
-	})
+	}
+	end := runEnd{command: "verify files", started: started, report: o.Report, cp: cp, result: res, summary: summary, noRecord: cp == nil}
+	return finishRun(ctx, g, end, verifyFilesOutcome(res, runErr, o.Report))
+}
+
+// verifyFilesOutcome is the run's error: why it could not run, or what
+// differs.
+func verifyFilesOutcome(res *verify.FilesResult, runErr error, reportPath string) error {
 	if runErr != nil {
 		return runErr
 	}
@@ -172,7 +173,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		if res.Errors > 0 {
 			parts = append(parts, nounCount(res.Errors, "file could not be checked", "files could not be checked"))
 		}
-		return &partialError{msg: "verify files: " + strings.Join(parts, ", ") + " (listed above" + reportHint(o.Report) + ")"}
+		return &partialError{msg: "verify files: " + strings.Join(parts, ", ") + " (listed above" + reportHint(reportPath) + ")"}
 	}
 	return nil
 }

@@ -91,30 +91,21 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 	res, runErr := verify.VerifyRefs(ctx, conn, store, verify.RefsOptions{
 		Query: o.Query, Prefix: store.Prefix(), ListJobs: o.ListJobs, MaxListed: o.MaxListed,
 	})
-	exit := verifyExit(runErr, ctx.Err() != nil, res != nil && !res.OK())
-	summary := map[string]any{"error": errString(runErr), "query": o.Query, "destination": o.Dst}
+	summary := map[string]any{"query": o.Query, "destination": o.Dst}
 	if res != nil {
 		res.Destination = o.Dst
 		printVerifyRefs(g, res)
-		if o.Report != "" {
-			if err := report.WriteJSON(o.Report, res); err != nil {
-				g.logger.Error("report", "err", err)
-			}
-		}
 		summary = map[string]any{"query": o.Query, "destination": o.Dst, "rows": res.Rows,
 			"distinct_keys": res.DistinctKeys, "found": res.Found, "missing": res.Missing,
 			"null_keys": res.NullKeys, "objects_listed": res.ObjectsListed,
 			"unreferenced_objects": res.Unreferenced, "duration_seconds": res.DurationSeconds}
 	}
-	recordVerifyRun(g, cp, "verify refs", started, exit, summary)
-	if runErr != nil {
-		return runErr
-	}
-	if !res.OK() {
-		return &partialError{msg: fmt.Sprintf("verify refs: %s (listed above%s)",
+	if runErr == nil && !res.OK() {
+		runErr = &partialError{msg: fmt.Sprintf("verify refs: %s (listed above%s)",
 			nounCount(res.Missing, "referenced key has no object", "referenced keys have no object"), reportHint(o.Report))}
 	}
-	return nil
+	return finishRun(ctx, g, runEnd{command: "verify refs", started: started, report: o.Report, cp: cp, result: res,
+		summary: summary, secrets: []string{o.SourceDB}, noRecord: cp == nil}, runErr)
 }
 
 func printVerifyRefs(g *globalOptions, r *verify.RefsResult) {

@@ -179,6 +179,11 @@ func TestFilesSyncSIGTERM(t *testing.T) {
 	if recorded == 0 || int64(recorded) != res.FilesUploaded || recorded >= len(files) {
 		t.Fatalf("recorded %d, report uploaded %d, of %d: want all uploads recorded, run unfinished", recorded, res.FilesUploaded, len(files))
 	}
+	// the interrupted run is in the history and in the report, saying so
+	if run := lastRun(t, cp); run.Command != "files sync" || run.ExitCode != 130 || run.Error == "" {
+		t.Fatalf("run record %+v: want files sync, exit 130 and why", run)
+	}
+	checkEnvelope(t, rep, "files sync", 130)
 }
 
 // TestFilesSyncUnreadable runs kwickmig as root without the capabilities

@@ -8,12 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // globalOptions are flags every command shares.
 type globalOptions struct {
 	LogFormat string // text|json
 	LogLevel  string
+	Quiet     bool // -q: no progress, no info logs; summaries and errors only
 	logger    *slog.Logger
 	stdout    io.Writer
 	stderr    io.Writer
@@ -38,6 +40,7 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "no progress line or progress logs: print the summary, warnings and errors only (for cron and CI logs)")
 
 	files := &cobra.Command{Use: "files", Short: "Copy the receipt file tree to S3"}
 	files.AddCommand(newFilesSyncCommand(g))
@@ -55,10 +58,22 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
+// spinner is the progress line of a long command; with --quiet it shows
+// and logs nothing.
+func (g *globalOptions) spinner(description string, logEvery int) *report.Spinner {
+	if g.Quiet {
+		return report.NewSpinner(io.Discard, nil, description, logEvery)
+	}
+	return report.NewSpinner(g.stderr, g.logger, description, logEvery)
+}
+
 func (g *globalOptions) setup() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.LogLevel)); err != nil {
 		return usageErrorf("--log-level %q: want debug, info, warn or error", g.LogLevel)
+	}
+	if g.Quiet && level < slog.LevelWarn {
+		level = slog.LevelWarn
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch g.LogFormat {

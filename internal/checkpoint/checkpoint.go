@@ -165,11 +165,13 @@ func (db *DB) DeleteSection(section string) error {
 
 // RunRecord is one command's run, appended at its end for `kwickmig report`.
 type RunRecord struct {
-	Command  string         `json:"command"` // e.g. "files sync", "db copy"
-	Started  time.Time      `json:"started"`
-	Finished time.Time      `json:"finished"`
-	ExitCode int            `json:"exit_code"`
-	Summary  map[string]any `json:"summary,omitempty"` // the command's report fields
+	Command  string    `json:"command"` // e.g. "files sync", "db copy"
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	ExitCode int       `json:"exit_code"`
+	// Error is why the run failed or stopped: one line, passwords removed.
+	Error   string         `json:"error,omitempty"`
+	Summary map[string]any `json:"summary,omitempty"` // the command's report fields
 	// Version is the kwickmig that ran (filled from ProgramVersion).
 	Version string `json:"version,omitempty"`
 }

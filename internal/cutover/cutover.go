@@ -17,6 +17,10 @@ import (
 
 // Report is the migration's state (also its JSON form).
 type Report struct {
+	// Go is the cutover verdict; NoGoReasons says what stands in the way
+	// (empty when Go).
+	Go            bool           `json:"go"`
+	NoGoReasons   []string       `json:"no_go_reasons"`
 	Checkpoint    string         `json:"checkpoint"`
 	Generated     time.Time      `json:"generated"`
 	Files         FilesState     `json:"files"`
@@ -25,7 +29,21 @@ type Report struct {
 	Delta         DeltaState     `json:"delta"`
 	Verifications []Verification `json:"verifications"`
 	OpenFailures  []Failure      `json:"open_failures"`
-	Runs          []Run          `json:"runs"`
+	// Runs is the run history, the last HistoryPerCommand runs of each
+	// command; EarlierRuns sums up the rest (300 syncs make no page).
+	Runs        []Run        `json:"runs"`
+	EarlierRuns []RunsBefore `json:"earlier_runs"`
+}
+
+// HistoryPerCommand is how many runs of one command the history lists.
+const HistoryPerCommand = 50
+
+// RunsBefore sums up one command's runs left out of the history.
+type RunsBefore struct {
+	Command string         `json:"command"`
+	Runs    int            `json:"runs"`
+	ByExit  map[string]int `json:"by_exit_code"` // "0": 248, "2": 2
+	Line    string         `json:"line"`         // … and 250 earlier files sync runs: 248 exit 0, 2 exit 2
 }
 
 // FilesState is the files side.
@@ -58,7 +76,10 @@ type DBState struct {
 	Method   string      `json:"method,omitempty"` // dbcopy or dbimport: the section the tables come from
 	Tables   []TableCopy `json:"tables"`
 	Complete bool        `json:"data_complete"`
-	LastCopy *Run        `json:"last_copy,omitempty"`
+	// LastCopy is the last copy (or import) that finished (exit 0);
+	// FailedCopies the attempts that did not, with their errors.
+	LastCopy     *Run  `json:"last_copy,omitempty"`
+	FailedCopies []Run `json:"failed_copies"`
 }
 
 // TableCopy is one table's bulk copy progress.
@@ -114,6 +135,7 @@ type Run struct {
 	Finished time.Time      `json:"finished"`
 	Seconds  float64        `json:"seconds"`
 	ExitCode int            `json:"exit_code"`
+	Error    string         `json:"error,omitempty"`
 	Headline string         `json:"headline"`
 	Summary  map[string]any `json:"summary,omitempty"`
 }
@@ -122,7 +144,8 @@ type Run struct {
 // the capture backlog (it replaces the last recorded status).
 func Build(cp *checkpoint.DB, backlog *Backlog) (*Report, error) {
 	r := &Report{Checkpoint: cp.Path(), Generated: time.Now().UTC(),
-		Throughput: []SyncPoint{}, Verifications: []Verification{}, OpenFailures: []Failure{}, Runs: []Run{}}
+		Throughput: []SyncPoint{}, Verifications: []Verification{}, OpenFailures: []Failure{}, Runs: []Run{}, EarlierRuns: []RunsBefore{}}
+	r.DB.FailedCopies = []Run{}
 	var err error
 	if r.Files.Recorded, err = cp.CountFiles(); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
@@ -145,13 +168,22 @@ func Build(cp *checkpoint.DB, backlog *Backlog) (*Report, error) {
 	if backlog != nil {
 		r.Delta.Backlog = backlog
 	}
+	r.verdict()
+	r.trimHistory()
 	return r, nil
 }
 
 func runOf(rec checkpoint.RunRecord) Run {
-	return Run{Command: rec.Command, Started: rec.Started, Finished: rec.Finished,
-		Seconds: rec.Finished.Sub(rec.Started).Seconds(), ExitCode: rec.ExitCode,
+	run := Run{Command: rec.Command, Started: rec.Started, Finished: rec.Finished,
+		Seconds: rec.Finished.Sub(rec.Started).Seconds(), ExitCode: rec.ExitCode, Error: rec.Error,
 		Summary: rec.Summary, Headline: headline(rec.Command, rec.Summary)}
+	if run.Error == "" { // records written before the error field
+		run.Error = str(rec.Summary, "error")
+	}
+	if run.Error != "" {
+		run.Headline = "error: " + run.Error
+	}
+	return run
 }
 
 func (r *Report) files() {
@@ -268,7 +300,7 @@ func (r *Report) failures() {
 		if run.ExitCode == 0 {
 			continue
 		}
-		detail := str(run.Summary, "error")
+		detail := run.Error
 		if detail == "" {
 			detail = run.Headline
 		}
@@ -347,9 +379,13 @@ func (r *Report) tables(cp *checkpoint.DB) error {
 		r.DB.Tables = []TableCopy{}
 	}
 	for i := range r.Runs {
-		switch r.Runs[i].Command {
+		switch run := r.Runs[i]; run.Command {
 		case "db copy", "db import":
-			r.DB.LastCopy = &r.Runs[i]
+			if run.ExitCode == 0 {
+				r.DB.LastCopy = &run
+			} else {
+				r.DB.FailedCopies = append(r.DB.FailedCopies, run)
+			}
 		}
 	}
 	return nil

@@ -49,10 +49,15 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;borde
 th,td{text-align:left;padding:.25em .7em;border-bottom:1px solid #e2e4e7;vertical-align:top}
 th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#00753a;font-weight:600}.bad{color:#b32d2e;font-weight:600}.warn{color:#996800;font-weight:600}
+.verdict{padding:.6em 1em;margin:1em 0;border-radius:4px;font-size:1.05em}.verdict ul{margin:.4em 0 0;padding-left:1.4em}
+.go{background:#edfaef;border:2px solid #00753a;color:#00753a}.nogo{background:#fcf0f1;border:2px solid #b32d2e;color:#8a2424}
 .kv th{width:14em;background:none}.chart{margin:.5em 0}code{font-size:.95em}
 </style></head><body>
 <h1>kwickmig cutover report</h1>
 <p class="meta">Generated {{stamp .Generated}} from checkpoint <code>{{.Checkpoint}}</code></p>
+
+<div id="verdict" class="verdict {{if .Go}}go{{else}}nogo{{end}}"><strong>{{.VerdictLine}}</strong>
+{{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li>{{.}}</li>{{end}}</ul>{{end}}</div>
 
 <h2>Verification</h2>
 {{if .Verifications}}<table><tr><th>Command</th><th>Outcome</th><th>Finished</th><th>Summary</th></tr>
@@ -78,6 +83,7 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 <table class="kv">
 {{with .DB.Pairing}}<tr><th>Pairing</th><td><code>{{.}}</code></td></tr>{{end}}
 {{with .DB.LastCopy}}<tr><th>Last {{.Command}}</th><td>{{stamp .Finished}}: {{.Headline}}</td></tr>{{end}}
+{{range .DB.FailedCopies}}<tr><th>Failed {{.Command}}</th><td class="bad">exit {{.ExitCode}} at {{stamp .Finished}}: {{dash .Error}}</td></tr>{{end}}
 <tr><th>Bulk data complete</th><td>{{if .DB.Complete}}<span class="ok">yes</span>{{else}}<span class="warn">no</span>{{end}}</td></tr>
 <tr><th>Delta rounds applied</th><td>{{.Delta.Rounds}} ({{.Delta.RowsApplied}} rows){{with .Delta.LastRound}}, last at {{stamp .}}{{end}}</td></tr>
 {{with .Delta.Backlog}}<tr><th>Capture backlog</th><td>{{.Rows}} rows, {{bytes .Bytes}}, oldest {{dash .OldestAge}} ({{if .Live}}read from the source now{{else}}as of {{stamp .AsOf}}{{end}})</td></tr>{{end}}
@@ -87,7 +93,8 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 {{end}}</table>{{end}}
 
 <h2>Run history</h2>
-<table><tr><th>Finished</th><th>Command</th><th>Exit</th><th>Seconds</th><th>Summary</th></tr>
+{{range .EarlierRuns}}<p class="meta">{{.Line}}</p>
+{{end}}<table><tr><th>Finished</th><th>Command</th><th>Exit</th><th>Seconds</th><th>Summary</th></tr>
 {{range .Runs}}<tr><td>{{stamp .Finished}}</td><td>{{.Command}}</td><td class="{{exitClass .ExitCode}}">{{.ExitCode}}</td><td class="num">{{printf "%.1f" .Seconds}}</td><td>{{.Headline}}</td></tr>
 {{end}}</table>
 </body></html>

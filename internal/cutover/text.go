@@ -12,6 +12,11 @@ import (
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "kwickmig cutover report (%s, checkpoint %s)\n", r.Generated.Format(time.DateTime+" MST"), r.Checkpoint)
 
+	fmt.Fprintln(w, "\nVERDICT:", r.VerdictLine())
+	for _, reason := range r.NoGoReasons {
+		fmt.Fprintln(w, "  -", reason)
+	}
+
 	fmt.Fprintln(w, "\nFILES")
 	rows := [][]string{}
 	if r.Files.Pairing != "" {
@@ -33,6 +38,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.DB.LastCopy != nil {
 		rows = append(rows, []string{"last " + r.DB.LastCopy.Command, stamp(r.DB.LastCopy.Finished) + ": " + r.DB.LastCopy.Headline})
+	}
+	for _, f := range r.DB.FailedCopies {
+		rows = append(rows, []string{"failed " + f.Command, fmt.Sprintf("exit %d at %s: %s", f.ExitCode, stamp(f.Finished), orDash(f.Error))})
 	}
 	done := 0
 	for _, t := range r.DB.Tables {
@@ -78,6 +86,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 
 	fmt.Fprintln(w, "\nRUNS")
+	for _, b := range r.EarlierRuns {
+		fmt.Fprintln(w, b.Line)
+	}
 	rows = [][]string{{"FINISHED", "COMMAND", "EXIT", "SECONDS", "SUMMARY"}}
 	for _, run := range r.Runs {
 		rows = append(rows, []string{stamp(run.Finished), run.Command, fmt.Sprint(run.ExitCode), fmt.Sprintf("%.1f", run.Seconds), run.Headline})

@@ -36,7 +36,7 @@ func Copy(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runCopy(ctx, &opts, ck, res)
-	finishRun(ctx, ck, res, err)
+	finishRun(ck, res)
 	return res, err
 }
 

@@ -88,7 +88,7 @@ func Export(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runExport(ctx, &opts, res)
-	finishRun(ctx, ck, res, err)
+	finishRun(ck, res)
 	return res, err
 }
 

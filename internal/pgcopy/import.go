@@ -30,7 +30,7 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = runImport(ctx, &opts, ck, res)
-	finishRun(ctx, ck, res, err)
+	finishRun(ck, res)
 	return res, err
 }
 

@@ -2,7 +2,6 @@ package pgcopy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,19 +30,12 @@ type runState struct {
 	PostDataDone bool `json:"post_data_done"`
 }
 
-// finishRun stamps the result and appends the run record.
-func finishRun(ctx context.Context, ck *checkpoint.DB, res *Result, err error) {
+// finishRun stamps the result and closes the checkpoint; the command that
+// called Copy, Export or Import records the run (with its exit code and
+// error) once the checkpoint is free again.
+func finishRun(ck *checkpoint.DB, res *Result) {
 	res.Finished = time.Now()
 	res.Seconds = res.Finished.Sub(res.Started).Seconds()
-	code := 0
-	switch {
-	case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
-		code = 130
-	case err != nil:
-		code = 1
-	}
-	_ = ck.AppendRun(checkpoint.RunRecord{Command: res.Command, Started: res.Started, Finished: res.Finished,
-		ExitCode: code, Summary: res.Summary()})
 	_ = ck.Close()
 }
 
