@@ -2,11 +2,9 @@ package pgcopy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -184,23 +182,6 @@ func WriteSummary(w io.Writer, r *Result) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "failed:", f)
 	}
-}
-
-// WriteReport writes the result as JSON to path (atomically).
-func WriteReport(path string, r *Result) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	os.Remove(tmp) // WriteFile keeps an existing file's mode; reports are 0600
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	return nil
 }
 
 func displayName(schema, name string) string {
