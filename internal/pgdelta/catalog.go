@@ -173,11 +173,3 @@ func sortedNames(ts []table) []string {
 	sort.Strings(names)
 	return names
 }
-
-// quoteLiteral returns s as an SQL string literal that means s whatever
-// standard_conforming_strings is set to.
-func quoteLiteral(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	s = strings.ReplaceAll(s, `'`, `''`)
-	return `E'` + s + `'`
-}
