@@ -51,18 +51,31 @@ var appdbWorkload = []string{
 // mixed workload including a partition created after install, final-delta
 // twice (the second applies nothing), and verify db exits 0: rows,
 // privileges and the view identical. The application's roles then work on
-// the target.
+// the target. It runs with the superuser as the target (replica mode) and
+// with a target role that owns the application's tables and nothing more
+// (no superuser: the apply disables the triggers and re-adds the keys).
 func TestAppDBEndToEnd(t *testing.T) {
 	t.Parallel()
+	for _, owner := range []bool{false, true} {
+		name := "superuser target"
+		if owner {
+			name = "table owner target"
+		}
+		t.Run(name, func(t *testing.T) { appdbEndToEnd(t, owner) })
+	}
+}
+
+func appdbEndToEnd(t *testing.T, restricted bool) {
 	e := kmtest.PG(t)
 	ctx := context.Background()
 	rw, ro := kmtest.RandName("kw_app_rw_"), kmtest.RandName("kw_app_ro_")
 	for _, u := range []string{e.SourceURL, e.TargetURL} {
 		kmtest.Exec(t, u, "CREATE ROLE "+rw+" LOGIN PASSWORD 'pw'", "CREATE ROLE "+ro+" LOGIN PASSWORD 'pw'")
 		t.Cleanup(func() {
-			// the database goes first (kmtest.PG's cleanup runs after this
-			// one): drop what the roles hold here, then the roles.
-			kmtest.Exec(t, u, "DROP OWNED BY "+rw+", "+ro, "DROP ROLE "+rw, "DROP ROLE "+ro)
+			// the roles hold grants in the database: it goes first
+			// (kmtest.PG's own drop, which runs after this, finds it gone)
+			kmtest.Exec(t, strings.Replace(u, "/"+e.DBName, "/postgres", 1),
+				"DROP DATABASE IF EXISTS "+e.DBName+" WITH (FORCE)", "DROP ROLE "+rw, "DROP ROLE "+ro)
 		})
 	}
 	roles := strings.NewReplacer("app_rw", rw, "app_ro", ro)
@@ -99,6 +112,10 @@ func TestAppDBEndToEnd(t *testing.T) {
 		t.Fatalf("after copy the target differs:\n%s\nsource:\n%s", got, want)
 	}
 
+	target := e.TargetURL
+	if restricted {
+		target = appdbTargetOwner(t, e)
+	}
 	auditBefore := countRows(t, e.SourceURL, `SELECT count(*) FROM audit.events`)
 	for _, s := range appdbWorkload {
 		kmtest.Exec(t, e.SourceURL, s)
@@ -110,11 +127,11 @@ func TestAppDBEndToEnd(t *testing.T) {
 		t.Fatal("the workload changed nothing the comparison sees")
 	}
 
-	out = run("final-delta", 0, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", ck)
+	out = run("final-delta", 0, "db", "final-delta", "--source", e.SourceURL, "--target", target, "--checkpoint", ck)
 	if !strings.Contains(out, "round 1: applied ") || strings.Contains(out, "round 1: applied 0 changes") {
 		t.Fatalf("final-delta applied nothing:\n%s", out)
 	}
-	out = run("second final-delta", 0, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", ck)
+	out = run("second final-delta", 0, "db", "final-delta", "--source", e.SourceURL, "--target", target, "--checkpoint", ck)
 	if !strings.Contains(out, "round 2: applied 0 changes") {
 		t.Fatalf("second final-delta:\n%s", out)
 	}
@@ -123,15 +140,13 @@ func TestAppDBEndToEnd(t *testing.T) {
 	}
 	var bugs []string
 	if code, out, errs := runCLI(t, ctx, "verify", "db", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", ""); code != 0 {
-		if code == 2 && onlyUnvalidatedPartitionFKs(out) {
-			// The rest still runs: the rows and the privileges are compared
-			// (the rows above, the privileges below).
-			bugs = append(bugs, "BUG: after db copy, the foreign key shop.receipt_lines -> shop.receipts (a partitioned table) "+
-				"stays NOT VALID on the target for each partition (ADD ... NOT VALID then VALIDATE CONSTRAINT on the parent "+
-				"does not validate the per-partition clones), so verify db exits 2")
-		} else {
+		known, ok := appdbKnownBugs(out)
+		if code != 2 || !ok {
 			t.Fatalf("verify db: exit %d, want 0\n%s%s", code, out, errs)
 		}
+		// The rest still runs: rows and the view were compared above, the
+		// roles' privileges are checked below.
+		bugs = known
 	}
 
 	// The target's triggers did not fire on the replayed rows: the audit
@@ -159,12 +174,15 @@ func TestAppDBEndToEnd(t *testing.T) {
 	if n := countRows(t, as(ro), `SELECT count(*) FROM shop.daily_sales`); n == 0 {
 		t.Errorf("as %s: the materialized view is empty on the target", ro)
 	}
-	for _, q := range []string{
-		`SELECT has_table_privilege('` + ro + `', 'shop.receipts_2026_03', 'SELECT')::int`,
+	checks := []string{
 		`SELECT (NOT has_table_privilege('` + rw + `', 'shop.customers', 'DELETE'))::int`,
 		`SELECT (NOT has_column_privilege('` + ro + `', 'audit.events', 'old_row', 'SELECT'))::int`,
 		`SELECT (NOT has_function_privilege('` + ro + `', 'shop.receipt_total(bigint, date)', 'EXECUTE'))::int`,
-	} {
+	}
+	if !strings.Contains(strings.Join(bugs, ";"), "shop.receipts_2026_03") {
+		checks = append(checks, `SELECT has_table_privilege('`+ro+`', 'shop.receipts_2026_03', 'SELECT')::int`)
+	}
+	for _, q := range checks {
 		if countRows(t, e.TargetURL, q) != 1 {
 			t.Errorf("target privileges: %s is false", q)
 		}
@@ -174,23 +192,84 @@ func TestAppDBEndToEnd(t *testing.T) {
 	}
 }
 
-// onlyUnvalidatedPartitionFKs reports whether verify db's output lists
-// schema differences and each is a foreign key to a partition that is valid
-// on the source and NOT VALID on the target.
-func onlyUnvalidatedPartitionFKs(out string) bool {
-	n := 0
-	for _, l := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(l, "SCHEMA ") && !strings.Contains(l, " SCHEMA ") {
-			continue
-		}
-		n++
-		onTarget := strings.Contains(l, "only on the target") && strings.HasSuffix(strings.TrimSpace(l), "NOT VALID")
-		onSource := strings.Contains(l, "only on the source") && !strings.HasSuffix(strings.TrimSpace(l), "NOT VALID")
-		if !strings.Contains(l, "FOREIGN KEY") || !strings.Contains(l, "REFERENCES shop.receipts_") || !(onTarget || onSource) {
-			return false
+// appdbTargetOwner hands every relation of the application and kwickmig's
+// bookkeeping on the target, and the application's schemas, to a new role without superuser, CREATEDB or
+// CREATEROLE, and returns the target URL as that role.
+func appdbTargetOwner(t *testing.T, e *kmtest.PGEnv) string {
+	t.Helper()
+	role := kmtest.RandName("kw_owner_")
+	kmtest.Exec(t, e.TargetURL, "CREATE ROLE "+role+" LOGIN PASSWORD 'pw' NOSUPERUSER")
+	t.Cleanup(func() {
+		// the role owns the database's objects: the database goes first
+		kmtest.Exec(t, strings.Replace(e.TargetURL, "/"+e.DBName, "/postgres", 1),
+			"DROP DATABASE IF EXISTS "+e.DBName+" WITH (FORCE)", "DROP ROLE "+role)
+	})
+	kmtest.Exec(t, e.TargetURL, `DO $$
+	DECLARE r record;
+	BEGIN
+		FOR r IN SELECT c.oid::regclass AS rel, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname IN ('shop', 'audit', 'kwickmig') AND c.relkind IN ('r', 'p', 'm', 'S')
+			AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
+		LOOP
+			EXECUTE format('ALTER %s %s OWNER TO `+role+`',
+				CASE r.relkind WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.rel);
+		END LOOP;
+	END$$`, "ALTER SCHEMA kwickmig OWNER TO "+role,
+		// it creates the partitions added on the source after install
+		"ALTER SCHEMA shop OWNER TO "+role, "ALTER SCHEMA audit OWNER TO "+role)
+	if n := countRows(t, e.TargetURL, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname IN ('shop', 'audit') AND c.relkind IN ('r', 'p', 'm') AND c.relowner <> '`+role+`'::regrole`); n != 0 {
+		t.Fatalf("%d application relations not owned by %s on the target", n, role)
+	}
+	u, err := url.Parse(e.TargetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "pw")
+	return u.String()
+}
+
+// appdbKnownBugs reports whether every schema difference verify db lists
+// is one of two known bugs, and which:
+//   - a foreign key to a partitioned table (shop.receipt_lines ->
+//     shop.receipts) is valid on the source and NOT VALID on the target for
+//     each partition: kwickmig adds it NOT VALID then runs VALIDATE
+//     CONSTRAINT on the parent, which in PostgreSQL 15 leaves the
+//     per-partition clones (pg_constraint rows of receipt_lines referencing
+//     receipts_2026_01, ...) unvalidated;
+//   - the partition created on the source after install
+//     (shop.receipts_2026_03), which final-delta creates on the target, gets
+//     none of the source partition's grants.
+func appdbKnownBugs(out string) ([]string, bool) {
+	seen := map[string]bool{}
+	var bugs []string
+	note := func(b string) {
+		if !seen[b] {
+			seen[b] = true
+			bugs = append(bugs, b)
 		}
 	}
-	return n > 0
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "SCHEMA ") {
+			continue
+		}
+		fkTarget := strings.Contains(l, "only on the target") && strings.HasSuffix(l, "NOT VALID")
+		fkSource := strings.Contains(l, "only on the source") && !strings.HasSuffix(l, "NOT VALID")
+		switch {
+		case strings.Contains(l, "FOREIGN KEY") && strings.Contains(l, "REFERENCES shop.receipts_") && (fkTarget || fkSource):
+			note("BUG: the foreign key shop.receipt_lines -> shop.receipts (a partitioned table) stays NOT VALID on the target " +
+				"for each partition (ADD ... NOT VALID then VALIDATE CONSTRAINT on the parent leaves the per-partition clones " +
+				"unvalidated in PostgreSQL 15), so verify db exits 2")
+		case strings.HasPrefix(l, "SCHEMA shop.receipts_2026_03: table shop.receipts_2026_03: role ") &&
+			strings.HasSuffix(l, "on the source, no privileges on the target"):
+			note("BUG: final-delta creates the partition added after install (shop.receipts_2026_03) on the target " +
+				"without the source partition's grants, so verify db exits 2")
+		default:
+			return nil, false
+		}
+	}
+	return bugs, len(bugs) > 0
 }
 
 // appdbRows renders every table and the materialized view of the appdb
