@@ -146,6 +146,13 @@ func appdbEndToEnd(t *testing.T, restricted bool) {
 	if got, want := appdbRows(t, e.TargetURL), appdbRows(t, e.SourceURL); got != want {
 		t.Fatalf("after final-delta the target differs:\n%s\nsource:\n%s", got, want)
 	}
+	// The apply as the table owner disables the user triggers around each
+	// batch: they are all back on afterwards, as on the source.
+	const enabled = `SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgenabled = 'O'
+		AND tgrelid::regclass::text LIKE ANY (ARRAY['shop.%', 'audit.%'])`
+	if got, want := countRows(t, e.TargetURL, enabled), countRows(t, e.SourceURL, enabled); got != want || want == 0 {
+		t.Errorf("%d user triggers enabled on the target after final-delta, %d on the source", got, want)
+	}
 	var bugs []string
 	if code, out, errs := runCLI(t, ctx, "verify", "db", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", ""); code != 0 {
 		known, ok := appdbKnownBugs(out)
