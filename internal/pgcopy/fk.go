@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
 // Foreign keys are added in two steps, as pg_dump's single
@@ -30,6 +32,8 @@ type fkSteps struct {
 	e        entry
 	add      string    // ADD CONSTRAINT … NOT VALID
 	validate string    // VALIDATE CONSTRAINT
+	name     string    // the constraint's name as pg_dump wrote it (quoted if needed)
+	prefix   string    // "ALTER TABLE [ONLY] schema.table"
 	table    [2]string // the referencing table
 }
 
@@ -66,6 +70,8 @@ func splitFK(e entry) (fkSteps, bool) {
 		add:      body + " NOT VALID;",
 		validate: prefix + " VALIDATE CONSTRAINT " + constraint + ";",
 		table:    [2]string{schema, name},
+		name:     constraint,
+		prefix:   prefix,
 	}, true
 }
 
@@ -93,10 +99,27 @@ func (r *postDataRunner) applyFKs(ctx context.Context, preamble []string, fks []
 			var pe *pgconn.PgError
 			switch {
 			case err == nil:
+				// A key referencing a partitioned table has copies per
+				// partition that VALIDATE would leave NOT VALID: drop it
+				// and add it whole, as pg_dump wrote it.
+				clones, cerr := pgutil.HasFKClones(ctx, conn, s.table[0]+"."+s.table[1], unquoteIdent(s.name))
+				if cerr == nil && clones {
+					cerr = conn.PgConn().Exec(ctx, s.prefix+" DROP CONSTRAINT "+s.name+";").Close()
+					if cerr == nil {
+						whole = append(whole, s.e)
+						continue
+					}
+				}
+				if cerr != nil {
+					conn.Close(context.Background())
+					return fmt.Errorf("target: create fk constraint %s: %s", s.e.Name, oneLine(cerr))
+				}
 				added = append(added, s)
 			case errors.As(err, &pe) && pe.Code == "42710" && r.resume:
 				added = append(added, s) // added by the interrupted run; validate it
-			case errors.As(err, &pe) && pe.Code == "0A000": // feature_not_supported
+			case errors.As(err, &pe) && (pe.Code == "0A000" || pe.Code == "42809"):
+				// feature_not_supported / wrong_object_type: PostgreSQL
+				// before 18 refuses NOT VALID keys on partitioned tables.
 				whole = append(whole, s.e)
 			default:
 				conn.Close(context.Background())
@@ -146,4 +169,13 @@ func (r *postDataRunner) validateFKs(ctx context.Context, preamble []string, fks
 		})
 	}
 	return g.Wait()
+}
+
+// unquoteIdent turns an identifier as pg_dump writes it ("Foo""x" or foo)
+// into the name it stands for.
+func unquoteIdent(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return s
 }

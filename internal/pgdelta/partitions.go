@@ -2,6 +2,7 @@ package pgdelta
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -44,9 +45,20 @@ type partitionDef struct {
 	PartitionBy  string `json:"partition_by,omitempty"` // its own partition key, if sub-partitioned
 	Level        int    `json:"level"`                  // 1: a partition of the captured table
 	TID          int32  `json:"tid"`                    // the captured table it belongs to
-	relid        uint32
-	parentRelid  uint32
-	referenced   bool // a foreign key references it or an ancestor
+	// Grants are the source partition's privileges (grantee, privilege,
+	// grantable) other than its owner's: a partition is a table of its own
+	// for direct access, and gets them on the target too.
+	Grants      []partGrant `json:"grants,omitempty"`
+	relid       uint32
+	parentRelid uint32
+	referenced  bool // a foreign key references it or an ancestor
+}
+
+// partGrant is one entry of a partition's ACL ("PUBLIC" for grantee 0).
+type partGrant struct {
+	Grantee   string `json:"grantee"`
+	Privilege string `json:"privilege"`
+	Grantable bool   `json:"grantable,omitempty"`
 }
 
 func (p partitionDef) qname() string       { return pgutil.QualifiedName(p.Schema, p.Name) }
@@ -71,7 +83,11 @@ SELECT tr.relid, tr.parent, tr.level, tr.tid, n.nspname::text, c.relname::text, 
 	pg_catalog.pg_get_expr(c.relpartbound, c.oid),
 	CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) ELSE '' END,
 	EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
-		WHERE f.contype = 'f' AND f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(c.oid)))
+		WHERE f.contype = 'f' AND f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(c.oid))),
+	(SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+			'grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END,
+			'privilege', a.privilege_type, 'grantable', a.is_grantable)), '[]')::text
+		FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner)
 FROM tree tr
 JOIN pg_catalog.pg_class c ON c.oid = tr.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_class p ON p.oid = tr.parent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
@@ -86,8 +102,12 @@ func sourcePartitions(ctx context.Context, conn *pgx.Conn) ([]partitionDef, erro
 	}
 	defs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (partitionDef, error) {
 		var p partitionDef
+		var grants string
 		err := r.Scan(&p.relid, &p.parentRelid, &p.Level, &p.TID, &p.Schema, &p.Name, &p.ParentSchema, &p.ParentName,
-			&p.Bound, &p.PartitionBy, &p.referenced)
+			&p.Bound, &p.PartitionBy, &p.referenced, &grants)
+		if err == nil {
+			err = json.Unmarshal([]byte(grants), &p.Grants)
+		}
 		return p, err
 	})
 	if err != nil {
@@ -412,9 +432,51 @@ func createTargetPartitions(ctx context.Context, target *pgx.Conn, defs []partit
 				}
 				return fmt.Errorf("target: create partition %s of %s: %w; nothing was applied", p.display(), p.parentDisplay(), err)
 			}
+			if err := grantPartition(ctx, tx, p); err != nil {
+				return fmt.Errorf("target: privileges of partition %s: %w; nothing was applied", p.display(), err)
+			}
 		}
 		return nil
 	})
+}
+
+// grantPartition gives a partition just created on the target the source
+// partition's privileges: what the target's default privileges granted is
+// revoked first (the owner's own entries stay), then the source's grants
+// are made. Without it a role that reads the partition directly (not
+// through its parent) can on the source and cannot on the target.
+func grantPartition(ctx context.Context, tx pgx.Tx, p partitionDef) error {
+	rows, err := tx.Query(ctx, `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+		FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+		WHERE c.oid = $1::regclass AND a.grantee <> c.relowner`, p.qname())
+	if err != nil {
+		return err
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	role := func(r string) string {
+		if r == "PUBLIC" {
+			return r
+		}
+		return pgutil.QuoteIdent(r)
+	}
+	for _, r := range have {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("REVOKE ALL ON TABLE %s FROM %s", p.qname(), role(r))); err != nil {
+			return err
+		}
+	}
+	for _, g := range p.Grants {
+		sql := fmt.Sprintf("GRANT %s ON TABLE %s TO %s", g.Privilege, p.qname(), role(g.Grantee))
+		if g.Grantable {
+			sql += " WITH GRANT OPTION"
+		}
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // completeManifest records in an exported round's manifest the source's

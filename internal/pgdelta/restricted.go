@@ -42,8 +42,13 @@ type userTrigger struct {
 
 type foreignKey struct {
 	rel, name, def string
-	partitioned    bool // NOT VALID is not allowed on a partitioned table (PostgreSQL < 18)
-	valid          bool
+	// partitioned: the key is on or references a partitioned table. It is
+	// re-added whole (validated by the ADD): NOT VALID is refused on a
+	// partitioned table (PostgreSQL < 18), and a key referencing one has a
+	// copy per referenced partition that VALIDATE on the key leaves NOT
+	// VALID (PostgreSQL 15) — and that cannot be validated one by one.
+	partitioned bool
+	valid       bool
 }
 
 // guard is what one batch turned off.
@@ -108,8 +113,9 @@ func (a *applier) disable(ctx context.Context, tx pgx.Tx, rows []logRow) (*guard
 		return nil, fmt.Errorf("target: list triggers: %w", err)
 	}
 	frows, err := tx.Query(ctx, `
-		SELECT DISTINCT `+qrel("c.conrelid")+`, c.conname, pg_get_constraintdef(c.oid), k.relkind = 'p', c.convalidated
-		FROM pg_constraint c JOIN pg_class k ON k.oid = c.conrelid
+		SELECT DISTINCT `+qrel("c.conrelid")+`, c.conname, pg_get_constraintdef(c.oid),
+			k.relkind = 'p' OR r.relkind = 'p', c.convalidated
+		FROM pg_constraint c JOIN pg_class k ON k.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid
 		WHERE c.contype = 'f' AND c.conparentid = 0 AND (c.conrelid = ANY ($1::oid[]) OR c.confrelid = ANY ($1::oid[]))
 		ORDER BY 1, 2`, rels)
 	if err != nil {
@@ -200,6 +206,7 @@ func validatePending(ctx context.Context, target *pgx.Conn) (int, error) {
 					return fmt.Errorf("foreign key %s on %s does not hold after the apply: %w", p.name, p.rel, err)
 				}
 			}
+
 			_, err := tx.Exec(ctx, `DELETE FROM kwickmig.pending_fk WHERE table_name = $1 AND constraint_name = $2`, p.rel, p.name)
 			return err
 		})
