@@ -102,7 +102,7 @@ func (r *postDataRunner) applyFKs(ctx context.Context, preamble []string, fks []
 				// A key referencing a partitioned table has copies per
 				// partition that VALIDATE would leave NOT VALID: drop it
 				// and add it whole, as pg_dump wrote it.
-				clones, cerr := pgutil.HasFKClones(ctx, conn, s.table[0]+"."+s.table[1], unquoteIdent(s.name))
+				clones, cerr := pgutil.HasFKClones(ctx, conn, pgutil.QualifiedName(s.table[0], s.table[1]), unquoteIdent(s.name))
 				if cerr == nil && clones {
 					cerr = conn.PgConn().Exec(ctx, s.prefix+" DROP CONSTRAINT "+s.name+";").Close()
 					if cerr == nil {
