@@ -139,12 +139,21 @@ func (s *Store) uploadPart(ctx context.Context, full string, uploadID *string, n
 	partSum := objstore.EncodeCRC32C(h.Sum32())
 	retryer := s.client.Options().Retryer
 	for attempt := 1; ; attempt++ {
-		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		// A part the endpoint stops reading ends after one request timeout
+		// without progress (stall.go), not after its size-based deadline:
+		// that is an unreachable endpoint, for the caller's outage logic.
+		sr := newStallReader(io.NewSectionReader(ra, off, n), n)
+		wctx, stopWatch := watchStall(ctx, sr, s.opts.RequestTimeout)
+		out, err := s.client.UploadPart(wctx, &s3.UploadPartInput{
 			Bucket: &s.bucket, Key: &full, UploadId: uploadID, PartNumber: aws.Int32(num),
-			Body:           io.NewSectionReader(ra, off, n),
+			Body:           sr,
 			ContentLength:  aws.Int64(n),
 			ChecksumCRC32C: aws.String(partSum),
 		}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if stopWatch() && ctx.Err() == nil {
+			return types.CompletedPart{}, objstore.Unreachable(fmt.Errorf("put %s: part %d: %w", full, num,
+				&attemptTimeoutError{limit: s.opts.RequestTimeout, size: n, stalled: true}))
+		}
 		if err == nil {
 			return types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumCRC32C: aws.String(partSum)}, nil
 		}

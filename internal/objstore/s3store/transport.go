@@ -62,11 +62,15 @@ func attemptTimeout(requestTimeout time.Duration, size int64) time.Duration {
 // out), not a cancellation: it must not unwrap to the SDK's CanceledError,
 // which the SDK never retries.
 type attemptTimeoutError struct {
-	limit time.Duration
-	size  int64
+	limit   time.Duration
+	size    int64
+	stalled bool // the stall watchdog ended it (stall.go)
 }
 
 func (e *attemptTimeoutError) Error() string {
+	if e.stalled {
+		return fmt.Sprintf("the endpoint took no body bytes for %s (request timeout) with %d bytes to send", e.limit, e.size)
+	}
 	if e.size > 0 {
 		return fmt.Sprintf("attempt not done within %s (connect + request timeout + %d body bytes at %d KiB/s)", e.limit, e.size, minThroughput>>10)
 	}
