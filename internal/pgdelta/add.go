@@ -138,15 +138,9 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 			if err != nil {
 				return err
 			}
-			cols, err := tableColumns(ctx, tx.Conn(), t.Schema, t.Name)
+			logged, err := loggedColumns(ctx, tx.Conn(), t)
 			if err != nil {
-				return fmt.Errorf("read columns of %s: %w", t.display(), err)
-			}
-			var logged []string
-			for _, c := range cols {
-				if !c.Generated {
-					logged = append(logged, c.Name)
-				}
+				return err
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.tables (tid, relid, schema_name, table_name, key_cols, cols, fingerprint, ddl)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tid, t.OID, t.Schema, t.Name, t.Key, logged, t.Fingerprint, ddl); err != nil {

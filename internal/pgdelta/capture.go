@@ -164,15 +164,9 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 		}
 		for i, t := range tables {
 			tid := i + 1
-			cols, err := tableColumns(ctx, tx.Conn(), t.Schema, t.Name)
+			logged, err := loggedColumns(ctx, tx.Conn(), t)
 			if err != nil {
-				return fmt.Errorf("read columns of %s: %w", t.display(), err)
-			}
-			var logged []string
-			for _, c := range cols {
-				if !c.Generated {
-					logged = append(logged, c.Name)
-				}
+				return err
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO kwickmig.tables VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 				tid, t.OID, t.Schema, t.Name, t.Key, logged, t.Fingerprint); err != nil {
@@ -462,4 +456,20 @@ func RemoveTarget(ctx context.Context, target *pgx.Conn, lockTimeout time.Durati
 		return false, fmt.Errorf("target: remove kwickmig bookkeeping: %w", err)
 	}
 	return true, nil
+}
+
+// loggedColumns are the columns of t the capture trigger logs: all but the
+// generated ones (the target computes those itself).
+func loggedColumns(ctx context.Context, conn *pgx.Conn, t table) ([]string, error) {
+	cols, err := tableColumns(ctx, conn, t.Schema, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", t.display(), err)
+	}
+	var logged []string
+	for _, c := range cols {
+		if !c.Generated {
+			logged = append(logged, c.Name)
+		}
+	}
+	return logged, nil
 }

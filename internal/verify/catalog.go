@@ -87,21 +87,15 @@ func readCatalog(ctx context.Context, side pgutil.Side, q *pgx.Conn) ([]*table, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: list tables: %s", side, oneLine(err))
 	}
-	byOID := map[uint32]*table{}
+	byOID, err := readColumns(ctx, q, tables)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list columns: %s", side, oneLine(err))
+	}
 	oids := make([]uint32, 0, len(tables))
 	for _, t := range tables {
-		byOID[t.OID] = t
 		oids = append(oids, t.OID)
 	}
 	var rel uint32
-	var c column
-	rows, _ = q.Query(ctx, columnsQuery, oids)
-	if _, err := pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.NotNull}, func() error {
-		byOID[rel].Columns = append(byOID[rel].Columns, c)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("%s: list columns: %s", side, oneLine(err))
-	}
 	var primary bool
 	var key []string
 	rows, _ = q.Query(ctx, keysQuery, oids)
@@ -156,3 +150,22 @@ func filterTables(all []*table, specs []string) ([]*table, error) {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// readColumns fills in the columns of tables (tables and materialized
+// views alike) with one query, and returns them by oid.
+func readColumns(ctx context.Context, q *pgx.Conn, tables []*table) (map[uint32]*table, error) {
+	byOID := make(map[uint32]*table, len(tables))
+	oids := make([]uint32, 0, len(tables))
+	for _, t := range tables {
+		byOID[t.OID] = t
+		oids = append(oids, t.OID)
+	}
+	var rel uint32
+	var c column
+	rows, _ := q.Query(ctx, columnsQuery, oids)
+	_, err := pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.NotNull}, func() error {
+		byOID[rel].Columns = append(byOID[rel].Columns, c)
+		return nil
+	})
+	return byOID, err
+}

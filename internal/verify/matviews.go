@@ -36,19 +36,7 @@ func readMatviews(ctx context.Context, side pgutil.Side, q *pgx.Conn) ([]*table,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: list materialized views: %s", side, oneLine(err))
 	}
-	byOID := map[uint32]*table{}
-	oids := make([]uint32, 0, len(views))
-	for _, t := range views {
-		byOID[t.OID] = t
-		oids = append(oids, t.OID)
-	}
-	var rel uint32
-	var c column
-	rows, _ = q.Query(ctx, columnsQuery, oids)
-	if _, err := pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.NotNull}, func() error {
-		byOID[rel].Columns = append(byOID[rel].Columns, c)
-		return nil
-	}); err != nil {
+	if _, err := readColumns(ctx, q, views); err != nil {
 		return nil, nil, fmt.Errorf("%s: columns of materialized views: %s", side, oneLine(err))
 	}
 	return views, populated, nil
