@@ -173,10 +173,15 @@ func (f *fastPutter) once(ctx context.Context, escapedPath string, body io.ReadC
 	limit := attemptTimeout(f.reqTimeout, size)
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	sr := newStallReader(body, size)
-	wctx, stopWatch := watchStall(actx, sr, f.reqTimeout)
-	etag, retry, throttle, err = f.send(wctx, escapedPath, sr, size, o, sum)
-	stalled := stopWatch()
+	stalled := false
+	if size > stallWatchMin {
+		sr := newStallReader(body, size)
+		wctx, stopWatch := watchStall(actx, sr, f.reqTimeout)
+		etag, retry, throttle, err = f.send(wctx, escapedPath, sr, size, o, sum)
+		stalled = stopWatch()
+	} else {
+		etag, retry, throttle, err = f.send(actx, escapedPath, body, size, o, sum)
+	}
 	if err != nil && stalled && ctx.Err() == nil {
 		return "", true, false, &attemptTimeoutError{limit: f.reqTimeout, size: size, stalled: true}
 	}

@@ -17,6 +17,11 @@ import (
 // instead, whatever the size. Once the whole body is sent, the transport's
 // response-header timeout takes over.
 
+// stallWatchMin: smaller bodies fit in the socket buffers at once, so the
+// response-header timeout already bounds them; receipts (1–8 KB) skip the
+// watchdog's goroutine and ticker, which would cost on every file.
+const stallWatchMin = 1 << 20
+
 // stallReader counts the bytes read from r and when the last read was.
 type stallReader struct {
 	r    io.Reader
