@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -118,6 +119,52 @@ func TestDamagedCheckpointRefused(t *testing.T) {
 				must(t, err)
 			}
 			must(t, f.Close())
+		},
+		"keys out of order in a leaf page": func(t *testing.T, path string) {
+			// A valid page whose second key sorts before its first: bbolt's
+			// cursors would skip or repeat records.
+			ps, ids := reachablePages(t, path)
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			must(t, err)
+			defer f.Close()
+			for _, id := range ids {
+				p := make([]byte, ps)
+				_, err := f.ReadAt(p, int64(id)*ps)
+				must(t, err)
+				le := binary.LittleEndian
+				if le.Uint16(p[8:]) != flagLeaf || le.Uint16(p[10:]) < 2 {
+					continue
+				}
+				e1 := 16 + elemSize
+				if le.Uint32(p[e1+8:]) == 0 {
+					continue
+				}
+				p[e1+int(le.Uint32(p[e1+4:]))] = 0 // key 1's first byte: below key 0's
+				_, err = f.WriteAt(p, int64(id)*ps)
+				must(t, err)
+				return
+			}
+			t.Fatal("no leaf page with two keys")
+		},
+		"a page both free and in use": func(t *testing.T, path string) {
+			// bbolt would hand the page out again and overwrite live records.
+			ps, ids := reachablePages(t, path)
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			must(t, err)
+			defer f.Close()
+			st, _ := f.Stat()
+			m, err := readMeta(f, st.Size())
+			must(t, err)
+			if m.freelist == noFreelist {
+				t.Fatal("checkpoint without a stored freelist")
+			}
+			p := make([]byte, ps)
+			_, err = f.ReadAt(p, int64(m.freelist)*ps)
+			must(t, err)
+			binary.LittleEndian.PutUint16(p[10:], 1)
+			binary.LittleEndian.PutUint64(p[16:], ids[0])
+			_, err = f.WriteAt(p, int64(m.freelist)*ps)
+			must(t, err)
 		},
 		"both meta pages damaged": func(t *testing.T, path string) {
 			f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -251,5 +298,34 @@ func TestOpenCheckCost(t *testing.T) {
 		bare := time.Since(t1)
 		b.Close()
 		t.Logf("%d records, %.1f MB: Open with checks %v, bare bbolt open %v", n, float64(st.Size())/1e6, total, bare)
+	}
+}
+
+// TestScanAcrossChunks: counting and checking read the files section in
+// chunks of scanChunk keys with the pages dropped between them; no key may
+// be lost or repeated at a chunk boundary.
+func TestScanAcrossChunks(t *testing.T) {
+	n := 2*scanChunk + 7
+	path := buildCheckpoint(t, t.TempDir(), n)
+	db, err := OpenReadOnly(path)
+	must(t, err)
+	defer db.Close()
+	got, err := db.CountFiles()
+	must(t, err)
+	if got != n {
+		t.Fatalf("CountFiles = %d, want %d", got, n)
+	}
+	var prev []byte
+	keys := 0
+	must(t, db.scan(bucketFiles, func(k, _ []byte) error {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			t.Fatalf("key %q after %q", k, prev)
+		}
+		prev = append(prev[:0], k...)
+		keys++
+		return nil
+	}))
+	if keys <= n { // the files plus their directory markers
+		t.Fatalf("scan saw %d keys for %d files", keys, n)
 	}
 }

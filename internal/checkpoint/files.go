@@ -173,13 +173,11 @@ func (db *DB) Lookup(rel string) (FileRecord, bool, error) {
 // CountFiles returns the number of recorded files (for reports).
 func (db *DB) CountFiles() (int, error) {
 	n := 0
-	err := db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFiles).ForEach(func(_, v []byte) error {
-			if !bytes.Equal(v, dirMarker) {
-				n++
-			}
-			return nil
-		})
+	err := db.scan(bucketFiles, func(_, v []byte) error {
+		if !bytes.Equal(v, dirMarker) {
+			n++
+		}
+		return nil
 	})
 	return n, err
 }
