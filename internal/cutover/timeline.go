@@ -50,17 +50,28 @@ func timelineSVG(runs []Run) template.HTML {
 	if len(runs) == 0 {
 		return `<p class="meta" id="timeline-empty">No run recorded: no timeline.</p>`
 	}
-	t0, t1 := runs[0].Started, runs[0].Finished
+	var t0, t1 time.Time
 	byPhase := map[string][]Run{}
+	drawn := 0
 	for _, run := range runs {
-		if run.Started.Before(t0) {
+		if run.Started.IsZero() || run.Finished.Before(run.Started) {
+			run.Started = run.Finished // a record without its start: a point
+		}
+		if run.Finished.IsZero() {
+			continue // nothing to place
+		}
+		if drawn == 0 || run.Started.Before(t0) {
 			t0 = run.Started
 		}
-		if run.Finished.After(t1) {
+		if drawn == 0 || run.Finished.After(t1) {
 			t1 = run.Finished
 		}
+		drawn++
 		k := phaseOf(run.Command)
 		byPhase[k] = append(byPhase[k], run)
+	}
+	if drawn == 0 {
+		return `<p class="meta" id="timeline-empty">No run recorded: no timeline.</p>`
 	}
 	span := t1.Sub(t0)
 	if span <= 0 {
@@ -84,17 +95,18 @@ func timelineSVG(runs []Run) template.HTML {
 		}
 		sort.SliceStable(rs, func(i, j int) bool { return rs[i].Started.Before(rs[j].Started) })
 		rw := row{phase: p, runs: rs, lane: make([]int, len(rs)), lanes: 1}
-		var ends []float64 // right edge (px) of the last bar in each lane
+		// Lanes by time, not pixels: a sync loop's back-to-back runs share
+		// one lane (a band, on a long axis); only runs at once stack.
+		var ends []time.Time
 		for i, run := range rs {
-			x := xOf(run.Started)
 			l := 0
-			for l < len(ends) && ends[l] > x {
+			for l < len(ends) && ends[l].After(run.Started) {
 				l++
 			}
 			if l == len(ends) {
-				ends = append(ends, 0)
+				ends = append(ends, time.Time{})
 			}
-			ends[l] = x + barWidth(run, xOf) + 1
+			ends[l] = run.Finished
 			rw.lane[i] = l
 		}
 		rw.lanes = max(len(ends), 1)
@@ -108,7 +120,7 @@ func timelineSVG(runs []Run) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg id="timeline-svg" xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="timeline-title">`,
 		width, height, width, height)
-	fmt.Fprintf(&b, `<title id="timeline-title">phase timeline: %d runs from %s to %s</title>`, len(runs), esc(stamp(t0)), esc(stamp(t1)))
+	fmt.Fprintf(&b, `<title id="timeline-title">phase timeline: %d runs from %s to %s</title>`, drawn, esc(stamp(t0)), esc(stamp(t1)))
 	y := top
 	for i, rw := range rows {
 		h := float64(rw.lanes) * laneH
