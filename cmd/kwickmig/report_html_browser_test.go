@@ -161,8 +161,9 @@ func TestReportHTMLInBrowser(t *testing.T) {
 			}
 			var f pageFacts
 			b.eval(pageFactsJS, &f)
-			if f.Title != "kwickmig cutover report" || f.VerdictTop < 0 || f.FirstH2Top <= f.VerdictTop {
-				t.Errorf("title %q, verdict at %v, first section at %v: the page must open with the verdict", f.Title, f.VerdictTop, f.FirstH2Top)
+			verdict := map[bool]string{true: "GO", false: "NO-GO"}[tc.goes]
+			if f.Title != verdict+": kwickmig cutover report" || f.VerdictTop < 0 || f.FirstH2Top <= f.VerdictTop {
+				t.Errorf("title %q, verdict at %v, first section at %v: the page must open with the verdict (in its title too)", f.Title, f.VerdictTop, f.FirstH2Top)
 			}
 			if tc.goes {
 				if !strings.HasPrefix(f.Verdict, "GO") || len(f.Reasons) != 0 {
