@@ -2,7 +2,6 @@ package cutover
 
 import (
 	"fmt"
-	"html"
 	"html/template"
 	"io"
 	"math"
@@ -15,15 +14,21 @@ import (
 
 // WriteHTML writes one self-contained page (inline CSS and SVG, no
 // scripts, no external assets) that can be attached to a change ticket.
+// It opens with the verdict, then the phase timeline and the charts; its
+// Content-Security-Policy forbids every script and remote load, so even a
+// string that escaped escaping could not run or call out.
 func (r *Report) WriteHTML(w io.Writer) error {
 	return pageTemplate.Execute(w, r)
 }
 
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"stamp": stamp,
-	"bytes": report.Bytes,
-	"chart": throughputChart,
-	"dash":  orDash,
+	"stamp":      stamp,
+	"bytes":      report.Bytes,
+	"chart":      throughputChart,
+	"timeline":   timelineSVG,
+	"tableChart": tableRowsChart,
+	"deltaChart": deltaChart,
+	"dash":       orDash,
 	"outcomeClass": func(o string) string {
 		switch o {
 		case "all match":
@@ -41,7 +46,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	},
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>kwickmig cutover report</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>{{if .Go}}GO{{else}}NO-GO{{end}}: kwickmig cutover report</title>
 <style>
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;color:#1d2327;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ccd0d4;padding-bottom:.2em}
@@ -52,12 +58,23 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 .verdict{padding:.6em 1em;margin:1em 0;border-radius:4px;font-size:1.05em}.verdict ul{margin:.4em 0 0;padding-left:1.4em}
 .go{background:#edfaef;border:2px solid #00753a;color:#00753a}.nogo{background:#fcf0f1;border:2px solid #b32d2e;color:#8a2424}
 .kv th{width:14em;background:none}.chart{margin:.5em 0}code{font-size:.95em}
+svg{max-width:100%;height:auto}.swatch{display:inline-block;width:1.6em;height:.8em;vertical-align:middle;border-radius:2px}
+.swatch.ok{background:#2271b1}.swatch.failed{background:#d63638;outline:1.5px dashed #8a2424}
 </style></head><body>
 <h1>kwickmig cutover report</h1>
 <p class="meta">Generated {{stamp .Generated}} from checkpoint <code>{{.Checkpoint}}</code></p>
 
 <div id="verdict" class="verdict {{if .Go}}go{{else}}nogo{{end}}"><strong>{{.VerdictLine}}</strong>
-{{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li>{{.}}</li>{{end}}</ul>{{end}}</div>
+{{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li class="reason">{{.}}</li>{{end}}</ul>{{end}}</div>
+
+<h2>Timeline</h2>
+<div id="timeline" class="chart">{{timeline .Runs}}</div>
+{{range .EarlierRuns}}<p class="meta">{{.Line}} (not drawn)</p>
+{{end}}
+<h2>Charts</h2>
+<div class="chart">{{chart .Throughput}}</div>
+<div class="chart">{{tableChart .DB.Tables}}</div>
+<div class="chart">{{deltaChart .Runs}}</div>
 
 <h2>Verification</h2>
 {{if .Verifications}}<table><tr><th>Command</th><th>Outcome</th><th>Finished</th><th>Summary</th></tr>
@@ -77,7 +94,6 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 <tr><th>Sync runs</th><td>{{.Files.Syncs}} ({{.Files.Uploaded}} files, {{bytes .Files.BytesUploaded}} uploaded in total)</td></tr>
 {{with .Files.LastSync}}<tr><th>Last sync</th><td>{{stamp .Finished}}: {{.Headline}}</td></tr>{{end}}
 </table>
-<div class="chart">{{chart .Throughput}}</div>
 
 <h2>Database</h2>
 <table class="kv">
@@ -99,54 +115,6 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 {{end}}</table>
 </body></html>
 `))
-
-// throughputChart draws files/s per files sync run as an inline SVG bar
-// chart (MB/s and counts in each bar's tooltip).
-func throughputChart(points []SyncPoint) template.HTML {
-	if len(points) == 0 {
-		return template.HTML(`<p class="meta">No files sync run recorded: no throughput chart.</p>`)
-	}
-	const width, height, left, bottom, top = 760.0, 260.0, 64.0, 40.0, 30.0
-	peak := 0.0
-	for _, p := range points {
-		peak = math.Max(peak, p.FilesPerSec)
-	}
-	scale := niceCeil(peak)
-	plotW, plotH := width-left-16, height-bottom-top
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-label="files sync throughput per run">`,
-		width, height, width, height)
-	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="13" font-weight="600">files sync throughput (files/s per run)</text>`, left)
-	for i := 0; i <= 4; i++ {
-		v := scale * float64(i) / 4
-		y := top + plotH - plotH*float64(i)/4
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#e2e4e7"/>`, left, left+plotW, y, y)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="end" fill="#646970">%s</text>`, left-6, y+4, shortNum(v))
-	}
-	slot := plotW / float64(len(points))
-	barW := math.Max(math.Min(slot*0.7, 60), 1)
-	labelEvery := int(math.Ceil(float64(len(points)) / 12))
-	for i, p := range points {
-		h := 0.0
-		if scale > 0 {
-			h = plotH * p.FilesPerSec / scale
-		}
-		x := left + slot*float64(i) + (slot-barW)/2
-		tip := fmt.Sprintf("run %d, %s: %d files, %s in %.1f s = %.0f files/s, %.2f MB/s",
-			i+1, stamp(p.Started), p.Files, report.Bytes(p.Bytes), p.Seconds, p.FilesPerSec, p.MBPerSec)
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#2271b1"><title>%s</title></rect>`,
-			x, top+plotH-h, barW, math.Max(h, 0.5), html.EscapeString(tip))
-		if i%labelEvery == 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle" fill="#646970">#%d</text>`, x+barW/2, top+plotH+16, i+1)
-		}
-		if len(points) <= 12 && p.FilesPerSec > 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle">%s</text>`, x+barW/2, top+plotH-h-4, shortNum(p.FilesPerSec))
-		}
-	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle" fill="#646970">files sync run</text>`, left+plotW/2, height-4)
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
-}
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.
 func niceCeil(v float64) float64 {
