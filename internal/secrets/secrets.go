@@ -90,14 +90,18 @@ func Resolve(ctx context.Context, ref string, o Options) (string, error) {
 	if cfg.Region == "" {
 		return "", fmt.Errorf("%s: no AWS region (give --region or set AWS_REGION)", ref)
 	}
-	var value string
+	var value, endpoint string
 	if r.service == prefixSSM {
-		value, err = getParameter(ctx, cfg, r.name)
+		c := ssm.NewFromConfig(cfg)
+		endpoint = endpointOf(c.Options().BaseEndpoint, "ssm", cfg.Region)
+		value, err = getParameter(ctx, c, r.name)
 	} else {
-		value, err = getSecret(ctx, cfg, r.name)
+		c := secretsmanager.NewFromConfig(cfg)
+		endpoint = endpointOf(c.Options().BaseEndpoint, "secretsmanager", cfg.Region)
+		value, err = getSecret(ctx, c, r.name)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %s", ref, describe(ctx, err, cfg.Region, timeout))
+		return "", fmt.Errorf("%s: %s", ref, describe(ctx, err, cfg.Region, endpoint, timeout))
 	}
 	conn, err := toConnString(strings.TrimSpace(value), r.params)
 	if err != nil {
@@ -155,8 +159,18 @@ func LoadConfig(ctx context.Context, o Options) (aws.Config, error) {
 	return config.LoadDefaultConfig(ctx, opts...)
 }
 
-func getParameter(ctx context.Context, cfg aws.Config, name string) (string, error) {
-	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+// endpointOf names the endpoint a client sends to, for error messages:
+// the configured one (AWS_ENDPOINT_URL_SSM, …), else the region's standard
+// endpoint.
+func endpointOf(base *string, service, region string) string {
+	if base != nil && *base != "" {
+		return *base
+	}
+	return "https://" + service + "." + region + ".amazonaws.com"
+}
+
+func getParameter(ctx context.Context, c *ssm.Client, name string) (string, error) {
+	out, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
 	if err != nil {
 		return "", err
 	}
@@ -166,8 +180,8 @@ func getParameter(ctx context.Context, cfg aws.Config, name string) (string, err
 	return *out.Parameter.Value, nil
 }
 
-func getSecret(ctx context.Context, cfg aws.Config, name string) (string, error) {
-	out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+func getSecret(ctx context.Context, c *secretsmanager.Client, name string) (string, error) {
+	out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
 	if err != nil {
 		return "", err
 	}
@@ -179,7 +193,7 @@ func getSecret(ctx context.Context, cfg aws.Config, name string) (string, error)
 
 // describe turns an SDK error into a short cause: not found, access denied,
 // no answer within the timeout, or the service's own message.
-func describe(ctx context.Context, err error, region string, timeout time.Duration) string {
+func describe(ctx context.Context, err error, region, endpoint string, timeout time.Duration) string {
 	var pnf *ssmtypes.ParameterNotFound
 	var rnf *smtypes.ResourceNotFoundException
 	var api smithy.APIError
@@ -193,16 +207,12 @@ func describe(ctx context.Context, err error, region string, timeout time.Durati
 	case errors.As(err, &api):
 		return api.ErrorCode() + ": " + oneLine(api.ErrorMessage())
 	}
-	var ue *url.Error
-	endpoint := ""
-	if errors.As(err, &ue) {
-		endpoint = " from " + ue.URL
-	}
 	if ctx.Err() != nil {
-		return fmt.Sprintf("no answer%s within %s", endpoint, timeout)
+		return fmt.Sprintf("no answer from %s within %s", endpoint, timeout)
 	}
-	if ue != nil {
-		return fmt.Sprintf("cannot reach %s: %s", ue.URL, oneLine(ue.Err.Error()))
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Sprintf("cannot reach %s: %s", endpoint, oneLine(ue.Err.Error()))
 	}
 	return oneLine(err.Error())
 }
