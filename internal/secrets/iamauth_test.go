@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
+	"github.com/aws/smithy-go"
 )
 
 var fixedCreds = credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "")
@@ -89,5 +91,15 @@ func TestTokenSourceNeedsRegion(t *testing.T) {
 	tok, err := NewTokenSource(Options{Region: "eu-north-1"}).Token(context.Background(), "h", 5432, "u")
 	if err != nil || !strings.HasPrefix(tok, "h:5432?Action=connect&DBUser=u&") {
 		t.Fatalf("tok %q, err %v", tok, err)
+	}
+}
+
+// describe's wording for what moto does not enforce (IAM policies): the
+// service's AccessDenied answer becomes "access denied: …".
+func TestDescribeAccessDenied(t *testing.T) {
+	err := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "User: arn:aws:iam::1:user/x is not authorized to perform: ssm:GetParameter"}
+	got := describe(context.Background(), fmt.Errorf("operation error SSM: GetParameter: %w", err), "eu-north-1", "https://ssm.eu-north-1.amazonaws.com", time.Second)
+	if want := "access denied: User: arn:aws:iam::1:user/x is not authorized to perform: ssm:GetParameter"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
