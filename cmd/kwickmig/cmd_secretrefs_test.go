@@ -206,3 +206,14 @@ func TestSecretReferenceErrors(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want one line starting %q", code, stderr, want)
 	}
 }
+
+// TestIAMAuthNeedsTLSCLI: aws_iam_auth=true on a connection that could go
+// without TLS is refused before any token is made.
+func TestIAMAuthNeedsTLSCLI(t *testing.T) {
+	code, _, stderr := runCLI(t, context.Background(), "db", "capture", "status",
+		"--source", "postgres://kwickmig@127.0.0.1:1/receipts?sslmode=prefer&aws_iam_auth=true", "--checkpoint", filepath.Join(t.TempDir(), "c.db"))
+	want := "kwickmig: source: aws_iam_auth=true needs TLS: set sslmode=require, verify-ca or verify-full (the token is a password)\n"
+	if code != 1 || stderr != want {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
