@@ -13,6 +13,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/kwick/kwickmig/internal/kmtest"
+	"github.com/kwick/kwickmig/internal/testenv"
 )
 
 // motoClients points the SDK at moto and returns clients to seed it.
@@ -166,6 +167,38 @@ func TestResolveUnreachable(t *testing.T) {
 		t.Fatalf("took %s with a 2s timeout", took)
 	}
 	if err == nil || !strings.Contains(err.Error(), "secretsmanager:x: no answer from http://"+silent.Addr().String()) || !strings.Contains(err.Error(), "within 2s") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestResolveMotoStopped resolves from a moto of its own, stops it, and
+// resolves again: one line naming the reference and the endpoint, within
+// a bound.
+func TestResolveMotoStopped(t *testing.T) {
+	motoClients(t) // credentials and region; skips (or fails) without the harness
+	m, err := testenv.StartMoto(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	t.Setenv("AWS_ENDPOINT_URL_SSM", m.Endpoint)
+	cfg, err := LoadConfig(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putParam(t, ssm.NewFromConfig(cfg), "/stopped/source", "postgres://u:pw@h/db")
+	if _, err := Resolve(context.Background(), "ssm:/stopped/source", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	start := time.Now()
+	_, err = Resolve(context.Background(), "ssm:/stopped/source", Options{})
+	took := time.Since(start)
+	t.Logf("failed after %s", took)
+	if took > 10*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "ssm:/stopped/source: cannot reach "+m.Endpoint+": ") {
 		t.Fatalf("err = %v", err)
 	}
 }
