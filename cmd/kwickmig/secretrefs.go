@@ -35,7 +35,7 @@ func (a *awsOptions) setupAWS(cmd *cobra.Command) {
 	if f := cmd.Flags().Lookup("profile"); f != nil {
 		a.Profile = f.Value.String()
 	}
-	pgutil.IAMToken = secrets.NewTokenSource(a.options()).Token
+	pgutil.SetIAMToken(secrets.NewTokenSource(a.options()).Token)
 }
 
 func (a *awsOptions) options() secrets.Options {

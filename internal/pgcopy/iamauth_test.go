@@ -28,12 +28,11 @@ func TestCopyIAMAuth(t *testing.T) {
 	creds := credentials.NewStaticCredentialsProvider("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "")
 	clock := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
 	var calls atomic.Int64
-	prev := pgutil.IAMToken
-	t.Cleanup(func() { pgutil.IAMToken = prev })
-	pgutil.IAMToken = func(ctx context.Context, host string, port uint16, user string) (string, error) {
+	prev := pgutil.SetIAMToken(func(ctx context.Context, host string, port uint16, user string) (string, error) {
 		calls.Add(1)
 		return secrets.BuildAuthToken(ctx, host, port, "eu-north-1", user, creds, clock)
-	}
+	})
+	t.Cleanup(func() { pgutil.SetIAMToken(prev) })
 	role := kmtest.RandName("iam_")
 	iamURL := func(admin, ca string) string {
 		u, err := url.Parse(admin)

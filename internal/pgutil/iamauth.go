@@ -7,16 +7,44 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// IAMToken makes the password of every new connection whose connection
-// string sets aws_iam_auth=true: an RDS IAM authentication token for user at
-// host:port. The command layer sets it (secrets.TokenSource.Token); tokens
-// expire after 15 minutes, so each connection asks for a fresh one.
-var IAMToken func(ctx context.Context, host string, port uint16, user string) (string, error)
+// TokenFunc makes the password of a new connection whose connection string
+// sets aws_iam_auth=true: an RDS IAM authentication token for user at
+// host:port.
+type TokenFunc func(ctx context.Context, host string, port uint16, user string) (string, error)
+
+var iamToken atomic.Pointer[TokenFunc]
+
+// SetIAMToken installs the token maker every aws_iam_auth connection uses
+// and returns the previous one. The command layer installs
+// secrets.TokenSource.Token; tokens expire after 15 minutes, so each new
+// connection asks for a fresh one.
+func SetIAMToken(f TokenFunc) TokenFunc {
+	var prev *TokenFunc
+	if f == nil {
+		prev = iamToken.Swap(nil)
+	} else {
+		prev = iamToken.Swap(&f)
+	}
+	if prev == nil {
+		return nil
+	}
+	return *prev
+}
+
+// makeIAMToken calls the installed token maker.
+func makeIAMToken(ctx context.Context, host string, port uint16, user string) (string, error) {
+	f := iamToken.Load()
+	if f == nil {
+		return "", fmt.Errorf("aws_iam_auth: no token source configured")
+	}
+	return (*f)(ctx, host, port, user)
+}
 
 // pIAMAuth is kwickmig's own connection-string parameter; neither pgx nor
 // libpq knows it, so it is taken out before either sees the string.
@@ -70,10 +98,7 @@ func useIAM(side Side, cfg *pgx.ConnConfig) error {
 	}
 	prev := cfg.AfterNetConnect
 	cfg.AfterNetConnect = func(ctx context.Context, c *pgconn.Config, nc net.Conn) (net.Conn, error) {
-		if IAMToken == nil {
-			return nil, fmt.Errorf("aws_iam_auth: no token source configured")
-		}
-		tok, err := IAMToken(ctx, c.Host, c.Port, c.User)
+		tok, err := makeIAMToken(ctx, c.Host, c.Port, c.User)
 		if err != nil {
 			return nil, err
 		}
@@ -113,10 +138,7 @@ func ForLibpq(ctx context.Context, side Side, connString string) (clean, token s
 	if err != nil {
 		return "", "", err
 	}
-	if IAMToken == nil {
-		return "", "", fmt.Errorf("%s: aws_iam_auth: no token source configured", side)
-	}
-	token, err = IAMToken(ctx, cfg.Host, cfg.Port, cfg.User)
+	token, err = makeIAMToken(ctx, cfg.Host, cfg.Port, cfg.User)
 	if err != nil {
 		return "", "", fmt.Errorf("%s: %w", side, err)
 	}

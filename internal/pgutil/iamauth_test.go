@@ -77,14 +77,13 @@ func TestIAMAuthPerConnection(t *testing.T) {
 	clock := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
 	var calls int
 	var seen []string
-	prev := IAMToken
-	t.Cleanup(func() { IAMToken = prev })
-	IAMToken = func(ctx context.Context, host string, p uint16, user string) (string, error) {
+	prev := SetIAMToken(func(ctx context.Context, host string, p uint16, user string) (string, error) {
 		calls++
 		tok, err := secrets.BuildAuthToken(ctx, host, p, "eu-north-1", user, creds, clock)
 		seen = append(seen, tok)
 		return tok, err
-	}
+	})
+	t.Cleanup(func() { SetIAMToken(prev) })
 	token := func(role string, at time.Time) string {
 		tok, err := secrets.BuildAuthToken(context.Background(), "127.0.0.1", uint16(port), "eu-north-1", role, creds, at)
 		if err != nil {
