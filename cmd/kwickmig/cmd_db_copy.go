@@ -127,6 +127,10 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 		if po.SourceURL == "" {
 			return po, usageErrorf("db %s: --source (or KWICKMIG_SOURCE_URL) is required", kind)
 		}
+		var err error
+		if po.SourceURL, err = g.connString(po.SourceURL); err != nil {
+			return po, err
+		}
 		split, err := pgcopy.ParseSize(o.SplitLargerThan)
 		if err != nil {
 			return po, usageErrorf("--split-larger-than: %v", err)
@@ -137,6 +141,10 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 		po.TargetURL = firstNonEmpty(o.Target, os.Getenv("KWICKMIG_TARGET_URL"))
 		if po.TargetURL == "" {
 			return po, usageErrorf("db %s: --target (or KWICKMIG_TARGET_URL) is required", kind)
+		}
+		var err error
+		if po.TargetURL, err = g.connString(po.TargetURL); err != nil {
+			return po, err
 		}
 	}
 	if kind != "copy" {

@@ -47,7 +47,7 @@ func (o *deltaCommon) addOutput(cmd *cobra.Command) {
 }
 
 // resolve fills --source/--target from the environment and checks presence.
-func (o *deltaCommon) resolve(needSource, needTarget bool) error {
+func (o *deltaCommon) resolve(g *globalOptions, needSource, needTarget bool) error {
 	if o.Source == "" {
 		o.Source = os.Getenv("KWICKMIG_SOURCE_URL")
 	}
@@ -60,7 +60,17 @@ func (o *deltaCommon) resolve(needSource, needTarget bool) error {
 	if needTarget && o.Target == "" {
 		return usageErrorf("--target is required (or set KWICKMIG_TARGET_URL)")
 	}
-	return nil
+	// Only what the command uses is resolved (each is an AWS request).
+	var err error
+	if needSource {
+		if o.Source, err = g.connString(o.Source); err != nil {
+			return err
+		}
+	}
+	if needTarget {
+		o.Target, err = g.connString(o.Target)
+	}
+	return err
 }
 
 // connect opens one side; a nil *pgx.Conn with nil error when url is "".
@@ -147,7 +157,7 @@ func newCaptureRemoveCommand(g *globalOptions) *cobra.Command {
 // onSource runs one capture command: fn on a source connection, then the
 // report and the checkpoint's run record.
 func (opts CaptureOptions) onSource(ctx context.Context, g *globalOptions, command string, fn func(*pgx.Conn) (any, error)) error {
-	if err := opts.resolve(true, false); err != nil {
+	if err := opts.resolve(g, true, false); err != nil {
 		return err
 	}
 	started := time.Now()
@@ -227,7 +237,10 @@ func runCaptureStatus(ctx context.Context, opts CaptureOptions, g *globalOptions
 func runCaptureRemove(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
 	// --target is not read from $KWICKMIG_TARGET_URL here: dropping the
 	// target's bookkeeping is asked for explicitly.
-	target := opts.Target
+	target, err := g.connString(opts.Target)
+	if err != nil {
+		return err
+	}
 	return opts.onSource(ctx, g, "db capture remove", func(src *pgx.Conn) (any, error) {
 		summary := map[string]any{}
 		removed, err := pgdelta.Remove(ctx, src, opts.LockTimeout)
@@ -286,7 +299,10 @@ on the target and applies those rows; later rounds carry its changes. With
 }
 
 func runCaptureAdd(ctx context.Context, opts CaptureOptions, names []string, g *globalOptions) error {
-	target := opts.Target
+	target, err := g.connString(opts.Target)
+	if err != nil {
+		return err
+	}
 	return opts.onSource(ctx, g, "db capture add", func(src *pgx.Conn) (any, error) {
 		var major int
 		if err := src.QueryRow(ctx, `SELECT current_setting('server_version_num')::int / 10000`).Scan(&major); err != nil {
@@ -382,7 +398,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 	if opts.Out != "" && opts.Target != "" {
 		return usageErrorf("give either --target or --out, not both")
 	}
-	if err := opts.resolve(true, opts.Out == ""); err != nil {
+	if err := opts.resolve(g, true, opts.Out == ""); err != nil {
 		return err
 	}
 	if opts.Out != "" {
@@ -418,7 +434,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 }
 
 func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) error {
-	if err := opts.resolve(false, true); err != nil {
+	if err := opts.resolve(g, false, true); err != nil {
 		return err
 	}
 	if len(opts.In) == 0 {

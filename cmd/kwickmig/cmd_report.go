@@ -84,6 +84,11 @@ func liveBacklog(ctx context.Context, o *ReportOptions, g *globalOptions) *cutov
 	if url == "" || o.NoSource {
 		return nil
 	}
+	url, err := g.connString(url)
+	if err != nil {
+		g.logger.Warn("live capture backlog not read", "err", err)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conn, err := pgutil.Connect(ctx, pgutil.Source, url)

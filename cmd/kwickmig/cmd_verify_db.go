@@ -76,6 +76,13 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 	if err := o.validate(); err != nil {
 		return err
 	}
+	var err error
+	if o.Source, err = g.connString(o.Source); err != nil {
+		return err
+	}
+	if o.Target, err = g.connString(o.Target); err != nil {
+		return err
+	}
 	cp, err := openVerifyCheckpoint(g, o.Checkpoint)
 	if err != nil {
 		return err

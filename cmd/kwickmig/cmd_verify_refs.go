@@ -72,6 +72,10 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 	if err := o.validate(); err != nil {
 		return err
 	}
+	var err error
+	if o.SourceDB, err = g.connString(o.SourceDB); err != nil {
+		return err
+	}
 	store, err := o.S3.open(ctx, o.Dst, o.ListJobs, 0, objstore.NewPacer(o.S3.MaxRPS))
 	if err != nil {
 		return err

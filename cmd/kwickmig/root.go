@@ -19,6 +19,7 @@ type globalOptions struct {
 	logger    *slog.Logger
 	stdout    io.Writer
 	stderr    io.Writer
+	aws       awsOptions // --region, --profile (secretrefs.go)
 }
 
 func newRootCommand() *cobra.Command {
@@ -35,11 +36,13 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.aws.setupAWS(cmd)
 			return g.setup()
 		},
 	}
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	addAWSFlags(root, &g.aws)
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "no progress line or progress logs: print the summary, warnings and errors only (for cron and CI logs)")
 
 	files := &cobra.Command{Use: "files", Short: "Copy the receipt file tree to S3"}

@@ -78,9 +78,17 @@ type dumpArgs struct {
 // and returns the SQL script. The password goes through PGPASSWORD, never
 // the command line.
 func (d *pgDump) section(ctx context.Context, sourceURL, name string, a dumpArgs) (string, error) {
-	conn, password, err := stripPassword(sourceURL)
+	// aws_iam_auth=true: libpq must not see it; the fresh token is the password.
+	clean, token, err := pgutil.ForLibpq(ctx, pgutil.Source, sourceURL)
 	if err != nil {
 		return "", err
+	}
+	conn, password, err := stripPassword(clean)
+	if err != nil {
+		return "", err
+	}
+	if token != "" {
+		password = token
 	}
 	args := []string{"--schema-only", "--section=" + name, "--no-publications", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
 		"--exclude-schema=" + captureSchema}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,13 +27,24 @@ const (
 
 // ParseConfig parses a libpq URL or keyword/value string. Errors name the side
 // and never contain the password.
+// A string with aws_iam_auth=true authenticates each new connection with a
+// fresh RDS IAM token (iamauth.go).
 func ParseConfig(side Side, connString string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(connString)
+	clean, iam, err := stripIAM(side, connString)
 	if err != nil {
-		return nil, fmt.Errorf("%s: invalid connection string %s: %s", side, Redact(connString), RedactErr(err, connString))
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig(clean)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid connection string %s: %s", side, Redact(connString), RedactErr(err, clean))
 	}
 	if err := applyTimeouts(side, cfg); err != nil {
 		return nil, err
+	}
+	if iam {
+		if err := useIAM(side, cfg); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -63,8 +75,21 @@ func ConnectConfig(ctx context.Context, side Side, cfg *pgx.ConnConfig) (*pgx.Co
 
 var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
-// Redact returns the connection string with its password replaced by "xxxxx".
+// references maps a connection string resolved from a secret reference to
+// that reference (ssm:NAME, secretsmanager:NAME).
+var references sync.Map
+
+// RegisterReference makes Redact(connString) return ref: reports, records
+// and messages then name where the connection string came from, not its
+// value.
+func RegisterReference(connString, ref string) { references.Store(connString, ref) }
+
+// Redact returns the connection string with its password replaced by
+// "xxxxx", or the secret reference it was resolved from.
 func Redact(connString string) string {
+	if ref, ok := references.Load(connString); ok {
+		return ref.(string)
+	}
 	if strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://") {
 		if u, err := url.Parse(connString); err == nil {
 			if _, ok := u.User.Password(); ok {

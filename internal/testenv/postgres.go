@@ -19,8 +19,12 @@ type PGCluster struct {
 	Port     int
 	Password string
 	DataDir  string
-	binDir   string
-	runAs    string // unprivileged user when we are root
+	// CAFile is the CA that signed the server's certificate: the cluster
+	// also accepts TLS (sslmode=require/verify-full with sslrootcert=CAFile),
+	// for the paths that insist on it (aws_iam_auth).
+	CAFile string
+	binDir string
+	runAs  string // unprivileged user when we are root
 }
 
 // URL returns a libpq URL for the superuser "postgres" on database db.
@@ -72,6 +76,11 @@ func StartPG(ctx context.Context, baseDir, name string, fast bool) (*PGCluster, 
 		return nil, err
 	}
 	c.DataDir = filepath.Join(dir, "data")
+	ca, err := NewTestCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.CAFile = ca.CAFile
 	pwfile := filepath.Join(dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o644); err != nil {
 		return nil, err
@@ -99,6 +108,9 @@ func StartPG(ctx context.Context, baseDir, name string, fast bool) (*PGCluster, 
 		"shared_buffers = 256MB",
 		"max_wal_size = 4GB",
 		"logging_collector = off",
+		"ssl = on",
+		fmt.Sprintf("ssl_cert_file = '%s'", ca.CertFile),
+		fmt.Sprintf("ssl_key_file = '%s'", ca.KeyFile),
 	}
 	if fast {
 		conf = append(conf, "fsync = off", "synchronous_commit = off", "full_page_writes = off")

@@ -3,13 +3,15 @@
 // "target"), exports their addresses as environment variables, runs the given
 // command, and stops the servers again:
 //
-//	go run ./tools/testenv [-s3] [-pg] [-fast=false] -- go test ./...
+//	go run ./tools/testenv [-s3] [-pg] [-moto] [-fast=false] -- go test ./...
 //
 // Variables set for the command:
 //
 //	KWICKMIG_TEST_S3_ENDPOINT, KWICKMIG_TEST_S3_ACCESS_KEY,
 //	KWICKMIG_TEST_S3_SECRET_KEY, KWICKMIG_TEST_S3_REGION, KWICKMIG_TEST_S3_DIR
 //	KWICKMIG_TEST_PG_SOURCE, KWICKMIG_TEST_PG_TARGET (superuser URLs, db "postgres")
+//	KWICKMIG_TEST_PG_SOURCE_CA, KWICKMIG_TEST_PG_TARGET_CA (the clusters also speak TLS)
+//	KWICKMIG_TEST_MOTO_ENDPOINT (moto_server: SSM Parameter Store, Secrets Manager)
 package main
 
 import (
@@ -32,6 +34,7 @@ func main() {
 func run() int {
 	s3 := flag.Bool("s3", true, "start versitygw")
 	pg := flag.Bool("pg", true, "start source and target PostgreSQL clusters")
+	moto := flag.Bool("moto", true, "start moto_server (SSM Parameter Store, Secrets Manager)")
 	fast := flag.Bool("fast", true, "PostgreSQL without fsync (tests); -fast=false for benchmarks")
 	keep := flag.Bool("keep", false, "keep the server directories after exit")
 	flag.Parse()
@@ -76,9 +79,21 @@ func run() int {
 				return 1
 			}
 			defer c.Stop()
-			env = append(env, fmt.Sprintf("KWICKMIG_TEST_PG_%s=%s", map[string]string{"source": "SOURCE", "target": "TARGET"}[name], c.URL("postgres")))
+			up := map[string]string{"source": "SOURCE", "target": "TARGET"}[name]
+			env = append(env, fmt.Sprintf("KWICKMIG_TEST_PG_%s=%s", up, c.URL("postgres")),
+				fmt.Sprintf("KWICKMIG_TEST_PG_%s_CA=%s", up, c.CAFile))
 			fmt.Fprintf(os.Stderr, "testenv: postgres %s on port %d\n", name, c.Port)
 		}
+	}
+	if *moto {
+		m, err := testenv.StartMoto(ctx, base)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testenv:", err)
+			return 1
+		}
+		defer m.Stop()
+		env = append(env, "KWICKMIG_TEST_MOTO_ENDPOINT="+m.Endpoint)
+		fmt.Fprintf(os.Stderr, "testenv: moto at %s\n", m.Endpoint)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = env
