@@ -46,6 +46,7 @@ var errNewer = errors.New("checkpoint is newer than this kwickmig")
 type DB struct {
 	bolt *bolt.DB
 	path string
+	live *livePublisher // read-write opens with a registered LiveSource
 }
 
 func checkVersion(meta *bolt.Bucket) error {
@@ -66,7 +67,11 @@ func checkVersion(meta *bolt.Bucket) error {
 func (db *DB) Path() string { return db.path }
 
 // Close flushes and closes the checkpoint.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	db.live.close()
+	db.live = nil
+	return db.bolt.Close()
+}
 
 // Bind ties a section ("files", "db", …) to an identity (for files: source
 // root and destination URL; for db: source and target identities). The first
