@@ -58,6 +58,7 @@ th{background:#f6f7f7;font-weight:600}td.num{text-align:right;font-variant-numer
 
 <div id="verdict" class="verdict {{if .Go}}go{{else}}nogo{{end}}"><strong>{{.VerdictLine}}</strong>
 {{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li>{{.}}</li>{{end}}</ul>{{end}}</div>
+{{range .Running}}<p class="running">RUNNING: {{.Line}}</p>{{end}}
 
 <h2>Verification</h2>
 {{if .Verifications}}<table><tr><th>Command</th><th>Outcome</th><th>Finished</th><th>Summary</th></tr>
