@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,6 +48,17 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	live *livePublisher // read-write opens with a registered LiveSource
+	// filesAtOpen is the number of file records the open check decoded
+	// (-1: not counted), so reports and live files need no second scan.
+	// A write to the files section makes it unknown.
+	filesAtOpen atomic.Int64
+}
+
+// FilesAtOpen is the number of recorded files when the checkpoint was
+// opened (counted by the check every open makes); ok is false if unknown.
+func (db *DB) FilesAtOpen() (n int, ok bool) {
+	v := db.filesAtOpen.Load()
+	return int(v), v >= 0
 }
 
 func checkVersion(meta *bolt.Bucket) error {
@@ -160,6 +172,9 @@ func (db *DB) Delete(section, key string) error {
 
 // DeleteSection removes a whole section and its binding.
 func (db *DB) DeleteSection(section string) error {
+	if section == string(bucketFiles) {
+		db.filesAtOpen.Store(-1)
+	}
 	return db.update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err

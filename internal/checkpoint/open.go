@@ -41,7 +41,11 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Nothing could change the file between the check and the exclusive
+	// lock but another writer, which the check's shared lock kept out
+	// until the moment it was released: the count is the file's.
 	db := &DB{bolt: b, path: path}
+	db.filesAtOpen.Store(ro.filesAtOpen.Load())
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
@@ -86,6 +90,7 @@ func openChecked(path string, wait time.Duration) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{bolt: b, path: path}
+	db.filesAtOpen.Store(-1)
 	if err := db.checkFile(); err != nil {
 		b.Close()
 		return nil, err
@@ -139,6 +144,7 @@ func (db *DB) checkFile() error {
 	if err := checkPages(f, st.Size()); err != nil {
 		return damaged(db.path, err.Error())
 	}
+	db.filesAtOpen.Store(0)
 	return db.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -177,6 +183,7 @@ func (db *DB) checkValues(section string, b *bolt.Bucket) error {
 			var r FileRecord
 			if string(v) != string(dirMarker) {
 				bad = r.unmarshal(v)
+				db.filesAtOpen.Add(1)
 			}
 		case !json.Valid(v):
 			bad = errors.New("not JSON")

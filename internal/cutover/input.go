@@ -36,9 +36,15 @@ type CopySection struct {
 // ReadInput reads the report's data from one open checkpoint.
 func ReadInput(cp *checkpoint.DB) (*Input, error) {
 	in := &Input{Checkpoints: []string{cp.Path()}, Pairings: map[string]string{}, Runs: []checkpoint.RunRecord{}, Copies: []CopySection{}}
-	var err error
-	if in.Files, err = cp.CountFiles(); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+	// The count the open check made costs nothing; a writer's file may
+	// have changed since, but a live file wants the count at the start.
+	if n, ok := cp.FilesAtOpen(); ok {
+		in.Files = n
+	} else {
+		var err error
+		if in.Files, err = cp.CountFiles(); err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
 	}
 	for _, s := range []string{"files", "db"} {
 		if b, _ := cp.Bound(s); b != "" {
