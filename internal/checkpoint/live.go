@@ -117,12 +117,15 @@ func startLive(db *DB) *livePublisher {
 	src := v.(*LiveSource)
 	p := &livePublisher{path: db.path, src: src, stop: make(chan struct{}), done: make(chan struct{}),
 		base: Live{Command: src.Command, PID: os.Getpid(), Started: src.Started}}
+	// Who holds the file goes out first (replacing any file a killed run
+	// left); the report data follows once read.
+	p.write()
 	if src.ReportInput != nil {
 		if in, err := src.ReportInput(db); err == nil {
 			p.base.ReportInput = in
+			p.write()
 		}
 	}
-	p.write()
 	go p.loop()
 	return p
 }
