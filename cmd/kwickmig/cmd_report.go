@@ -26,7 +26,7 @@ type ReportOptions struct {
 
 func (o *ReportOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Checkpoints, "checkpoint", nil, "checkpoint file to report on, opened read-only (repeatable: the files are merged; default: every *.db in the --state directory)")
+	f.StringArrayVar(&o.Checkpoints, "checkpoint", nil, "checkpoint `FILE` to report on, opened read-only (repeatable: the files are merged; default: every *.db in the --state directory)")
 	f.BoolVar(&o.RequireGo, "require-go", false, "exit 2 when the verdict is NO-GO (for scripts; the report is printed either way)")
 	f.StringVar(&o.HTML, "html", "", "also write a self-contained HTML page (tables and a throughput chart) to this file")
 	f.BoolVar(&o.JSON, "json", false, "print JSON instead of text (for tooling)")
@@ -39,7 +39,7 @@ func addReportCommand(root *cobra.Command, g *globalOptions) {
 	o := &ReportOptions{}
 	cmd := &cobra.Command{
 		Use:   "report [--html FILE] [--json]",
-		Short: "Print the whole migration's state from the checkpoint: files, tables, delta, verification, failures",
+		Short: "Print the whole migration's state (every checkpoint in the --state directory) with a GO / NO-GO verdict",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return runReport(cmd.Context(), o, g) },
 	}

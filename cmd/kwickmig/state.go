@@ -31,7 +31,7 @@ const (
 
 // addStateFlag registers the global --state flag.
 func addStateFlag(root *cobra.Command, g *globalOptions) {
-	root.PersistentFlags().StringVar(&g.StateDir, "state", "", "migration state directory: one checkpoint file per kind of work (files.db, db.db); `report` reads them all (default $"+stateEnv+", else ./"+defaultStateDir+")")
+	root.PersistentFlags().StringVar(&g.StateDir, "state", "", "migration state `DIR`: one checkpoint file per kind of work (files.db, db.db), which report reads together (default $"+stateEnv+", else ./"+defaultStateDir+")")
 }
 
 // stateKind is the checkpoint file a command uses in the state directory

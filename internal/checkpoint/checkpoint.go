@@ -1,7 +1,9 @@
-// Package checkpoint is kwickmig's durable state, one bbolt file per
-// migration (default ./kwickmig.db, mode 0600): per-file sync records, database
-// copy progress, delta positions, and the history of runs that `kwickmig
-// report` reads.
+// Package checkpoint is kwickmig's durable state, one bbolt file (mode 0600)
+// per kind of work in the migration's state directory (files.db, db.db; see
+// cmd/kwickmig/state.go): per-file sync records, database copy progress,
+// delta positions, and the history of runs that `kwickmig report` reads.
+// While a command holds a file read-write it publishes <file>.live.json
+// (live.go), so readers see it running.
 //
 // Layout (version 1), one bbolt bucket per concern:
 //
