@@ -89,6 +89,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,
 		Progress: func(done, total int) {
 			spin.Update(int64(done), fmt.Sprintf("tables %d/%d", done, total), "tables_done", done, "tables", total)
+			g.live.progressOf(int64(done), int64(total), "tables")
 		},
 	})
 	spin.Done()

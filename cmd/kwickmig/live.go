@@ -76,6 +76,13 @@ func (l *liveState) progress(done, bytes int64, line string) {
 	l.p = p
 }
 
+// progressOf records progress whose total the command knows (tables of
+// verify db).
+func (l *liveState) progressOf(done, total int64, line string) {
+	l.setTotal(total)
+	l.progress(done, 0, line)
+}
+
 func (l *liveState) snapshot() *checkpoint.LiveProgress {
 	l.mu.Lock()
 	defer l.mu.Unlock()
