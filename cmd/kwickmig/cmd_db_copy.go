@@ -73,7 +73,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
 	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
 	f.BoolVar(&o.DataOnly, "data-only", false, "copy only the data (the schema must exist on the target)")
-	f.StringVar(&o.Checkpoint, "checkpoint", pgcopy.DefaultCheckpoint, "checkpoint file")
+	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file (default: db.db in the --state directory)")
 	f.StringVar(&o.Report, "report", "", "write the run's report as JSON to this file")
 	cmd.MarkFlagsMutuallyExclusive("schema-only", "data-only")
 }

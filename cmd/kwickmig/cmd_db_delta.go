@@ -43,7 +43,7 @@ func (o *deltaCommon) addTarget(cmd *cobra.Command) {
 
 func (o *deltaCommon) addOutput(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.Report, "report", "", "write a JSON summary to this file")
-	cmd.Flags().StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file the run is recorded in")
+	cmd.Flags().StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file the run is recorded in (default: db.db in the --state directory)")
 }
 
 // resolve fills --source/--target from the environment and checks presence.

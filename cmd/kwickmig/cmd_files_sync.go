@@ -46,7 +46,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Src, "src", "", "source directory (e.g. the NFS mount)")
 	f.StringVar(&o.Dst, "dst", "", "destination s3://BUCKET[/PREFIX]")
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file (created with mode 0600)")
+	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file, created with mode 0600 (default: files.db in the --state directory)")
 	f.IntVar(&o.Concurrency, "concurrency", 64, "uploads in flight")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read concurrently (size for NFS latency, not cores)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
@@ -181,6 +181,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 				"scanned", c.Scanned, "uploaded", c.Uploaded, "bytes", c.BytesUploaded,
 				"files_per_s", int(float64(c.Uploaded)/secs), "unchanged", c.Unchanged,
 				"failed", c.Failed, "queue", c.Queued, "throttles", c.Throttles)
+			g.live.progress(c.Scanned, c.BytesUploaded, fmt.Sprintf("uploaded %d, unchanged %d, failed %d", c.Uploaded, c.Unchanged, c.Failed))
 		},
 	})
 	res, runErr := syncer.Run(ctx)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kwick/kwickmig/internal/checkpoint"
 	"github.com/kwick/kwickmig/internal/cutover"
 	"github.com/kwick/kwickmig/internal/pgdelta"
 	"github.com/kwick/kwickmig/internal/pgutil"
@@ -17,16 +16,18 @@ import (
 
 // ReportOptions are the flags of `kwickmig report`.
 type ReportOptions struct {
-	Checkpoint string
-	HTML       string
-	JSON       bool
-	Source     string
-	NoSource   bool
+	Checkpoints []string
+	RequireGo   bool
+	HTML        string
+	JSON        bool
+	Source      string
+	NoSource    bool
 }
 
 func (o *ReportOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint file to report on (opened read-only)")
+	f.StringArrayVar(&o.Checkpoints, "checkpoint", nil, "checkpoint `FILE` to report on, opened read-only (repeatable: the files are merged; default: every *.db in the --state directory)")
+	f.BoolVar(&o.RequireGo, "require-go", false, "exit 2 when the verdict is NO-GO (for scripts; the report is printed either way)")
 	f.StringVar(&o.HTML, "html", "", "also write a self-contained HTML page (tables and a throughput chart) to this file")
 	f.BoolVar(&o.JSON, "json", false, "print JSON instead of text (for tooling)")
 	f.StringVar(&o.Source, "source", "", "source database, to read the live change-capture backlog (default $KWICKMIG_SOURCE_URL)")
@@ -38,7 +39,7 @@ func addReportCommand(root *cobra.Command, g *globalOptions) {
 	o := &ReportOptions{}
 	cmd := &cobra.Command{
 		Use:   "report [--html FILE] [--json]",
-		Short: "Print the whole migration's state from the checkpoint: files, tables, delta, verification, failures",
+		Short: "Print the whole migration's state (every checkpoint in the --state directory) with a GO / NO-GO verdict",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return runReport(cmd.Context(), o, g) },
 	}
@@ -47,15 +48,26 @@ func addReportCommand(root *cobra.Command, g *globalOptions) {
 }
 
 func runReport(ctx context.Context, o *ReportOptions, g *globalOptions) error {
-	cp, err := checkpoint.OpenReadOnly(o.Checkpoint)
-	if err != nil {
-		return err
+	paths := o.Checkpoints
+	if len(paths) == 0 {
+		var err error
+		if paths, err = stateCheckpoints(g.StateDir); err != nil {
+			return err
+		}
 	}
-	defer cp.Close()
-	rep, err := cutover.Build(cp, liveBacklog(ctx, o, g))
-	if err != nil {
-		return err
+	var inputs []*cutover.Input
+	var running []cutover.Running
+	for _, p := range paths {
+		in, run, err := readReportInput(p)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, in)
+		if run != nil {
+			running = append(running, *run)
+		}
 	}
+	rep := cutover.FromInput(cutover.Merge(inputs...), liveBacklog(ctx, o, g), running)
 	if o.HTML != "" {
 		if err := rep.WriteHTMLFile(o.HTML); err != nil {
 			return err
@@ -64,11 +76,17 @@ func runReport(ctx context.Context, o *ReportOptions, g *globalOptions) error {
 	if o.JSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(g.stdout)
+		if o.HTML != "" {
+			fmt.Fprintf(g.stdout, "\nHTML report: %s\n", o.HTML)
+		}
 	}
-	rep.WriteText(g.stdout)
-	if o.HTML != "" {
-		fmt.Fprintf(g.stdout, "\nHTML report: %s\n", o.HTML)
+	if o.RequireGo && !rep.Go {
+		return &partialError{msg: fmt.Sprintf("%s (--require-go)", rep.VerdictLine())}
 	}
 	return nil
 }

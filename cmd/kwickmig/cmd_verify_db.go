@@ -36,7 +36,7 @@ func (o *VerifyDBOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.MaxListed, "max-listed", 100, "differing rows listed per table (counts are always complete)")
 	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "accept two databases without tables as identical (refused by default: usually a wrong database name)")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint that receives the run record (used if it exists)")
+	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint that receives the run record, used if it exists (default: db.db in the --state directory)")
 }
 
 func newVerifyDBCommand(g *globalOptions) *cobra.Command {
@@ -96,6 +96,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,
 		Progress: func(done, total int) {
 			spin.Update(int64(done), fmt.Sprintf("tables %d/%d", done, total), "tables_done", done, "tables", total)
+			g.live.progressOf(int64(done), int64(total), "tables")
 		},
 	})
 	spin.Done()

@@ -48,7 +48,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Deep, "deep", false, "also download every object and compare bytes (see --sample)")
 	f.Float64Var(&o.Sample, "sample", 100, "with --deep: compare bytes for this random percentage of files")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "files sync checkpoint: tells changes since the last sync from real mismatches (the default is used if it exists; one that cannot be read stops the run)")
+	f.StringVar(&o.Checkpoint, "checkpoint", "", "files sync checkpoint (default: files.db in the --state directory): tells changes since the last sync from real mismatches (the default is used if it exists; one that cannot be read stops the run)")
 	f.BoolVar(&o.NoCheckpoint, "no-checkpoint", false, "verify without the checkpoint (files changed since the last sync then count as differences)")
 	f.IntVar(&o.Concurrency, "concurrency", 32, "checksum/download workers")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
@@ -139,6 +139,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 			spin.Update(c.Files, fmt.Sprintf("files %d  objects %d  content checked %d  differences %d",
 				c.Files, c.Objects, c.ContentChecked, c.Differences),
 				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
+			g.live.progress(c.Files, 0, fmt.Sprintf("objects %d, differences %d", c.Objects, c.Differences))
 		},
 	})
 	spin.Done()
@@ -198,8 +199,12 @@ func (o *VerifyFilesOptions) openCheckpoint() (*checkpoint.DB, error) {
 	case err == nil:
 		return cp, nil
 	case errors.Is(err, checkpoint.ErrInUse):
-		return nil, fmt.Errorf("checkpoint %s is in use: a files sync is running on it; verify after it finishes "+
-			"(or --no-checkpoint: files it changes meanwhile then count as differences)", o.Checkpoint)
+		holder := checkpoint.Holder(o.Checkpoint)
+		if holder == "" {
+			holder = "a files sync"
+		}
+		return nil, fmt.Errorf("%s is running on checkpoint %s: verify files after it stops (stop the sync loop first), "+
+			"or --no-checkpoint: files it changes meanwhile then count as differences", holder, o.Checkpoint)
 	}
 	return nil, err
 }

@@ -34,7 +34,7 @@ func (o *VerifyRefsOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.ListJobs, "list-jobs", 8, "top-level key ranges listed in parallel")
 	f.IntVar(&o.MaxListed, "max-listed", 1000, "missing and unreferenced keys listed (counts are always complete)")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
-	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "checkpoint that receives the run record (used if it exists)")
+	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint that receives the run record, used if it exists (default: db.db in the --state directory)")
 	o.S3.AddFlags(f)
 }
 

@@ -20,6 +20,9 @@ type globalOptions struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	aws       awsOptions // --region, --profile (secretrefs.go)
+
+	StateDir string    // --state, see state.go
+	live     liveState // progress for the live file, see live.go
 }
 
 func newRootCommand() *cobra.Command {
@@ -37,12 +40,16 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.aws.setupAWS(cmd)
-			return g.setup()
+			if err := g.setup(); err != nil {
+				return err
+			}
+			return g.resolveState(cmd)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addAWSFlags(root, &g.aws)
+	addStateFlag(root, g)
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "no progress line or progress logs: print the summary, warnings and errors only (for cron and CI logs)")
 
 	files := &cobra.Command{Use: "files", Short: "Copy the receipt file tree to S3"}

@@ -43,7 +43,7 @@ func TestVerifyFilesCheckpointInUse(t *testing.T) {
 	}
 	code, stdout, stderr := verify("--checkpoint", se.cp)
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], se.cp) || !strings.Contains(lines[0], "a files sync is running on it") ||
+	if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], se.cp) || !strings.Contains(lines[0], "files sync (pid ") || !strings.Contains(lines[0], "is running on checkpoint") ||
 		strings.Contains(stdout+stderr, "MISSING") {
 		t.Fatalf("verify during a sync: exit %d, want 1 and one line naming the running sync\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}

@@ -1,7 +1,9 @@
-// Package checkpoint is kwickmig's durable state, one bbolt file per
-// migration (default ./kwickmig.db, mode 0600): per-file sync records, database
-// copy progress, delta positions, and the history of runs that `kwickmig
-// report` reads.
+// Package checkpoint is kwickmig's durable state, one bbolt file (mode 0600)
+// per kind of work in the migration's state directory (files.db, db.db; see
+// cmd/kwickmig/state.go): per-file sync records, database copy progress,
+// delta positions, and the history of runs that `kwickmig report` reads.
+// While a command holds a file read-write it publishes <file>.live.json
+// (live.go), so readers see it running.
 //
 // Layout (version 1), one bbolt bucket per concern:
 //
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,6 +49,18 @@ var errNewer = errors.New("checkpoint is newer than this kwickmig")
 type DB struct {
 	bolt *bolt.DB
 	path string
+	live *livePublisher // read-write opens with a registered LiveSource
+	// filesAtOpen is the number of file records the open check decoded
+	// (-1: not counted), so reports and live files need no second scan.
+	// A write to the files section makes it unknown.
+	filesAtOpen atomic.Int64
+}
+
+// FilesAtOpen is the number of recorded files when the checkpoint was
+// opened (counted by the check every open makes); ok is false if unknown.
+func (db *DB) FilesAtOpen() (n int, ok bool) {
+	v := db.filesAtOpen.Load()
+	return int(v), v >= 0
 }
 
 func checkVersion(meta *bolt.Bucket) error {
@@ -66,7 +81,11 @@ func checkVersion(meta *bolt.Bucket) error {
 func (db *DB) Path() string { return db.path }
 
 // Close flushes and closes the checkpoint.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	db.live.close()
+	db.live = nil
+	return db.bolt.Close()
+}
 
 // Bind ties a section ("files", "db", …) to an identity (for files: source
 // root and destination URL; for db: source and target identities). The first
@@ -155,6 +174,9 @@ func (db *DB) Delete(section, key string) error {
 
 // DeleteSection removes a whole section and its binding.
 func (db *DB) DeleteSection(section string) error {
+	if section == string(bucketFiles) {
+		db.filesAtOpen.Store(-1)
+	}
 	return db.update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err

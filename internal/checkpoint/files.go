@@ -195,6 +195,7 @@ type FileOp struct {
 // also records its ancestor directories. Each op is idempotent, so a batch
 // that is repeated after a crash yields the same state.
 func (db *DB) ApplyFileOps(ops []FileOp) error {
+	db.filesAtOpen.Store(-1)
 	// Sorted writes touch each B+tree page once (faster than the completion
 	// order of parallel uploads); the stable sort keeps the order of ops on
 	// the same path. Directory removals go last, deepest first, so they see

@@ -31,37 +31,48 @@ func Open(path string) (*DB, error) {
 			return nil, err
 		}
 	}
-	ro, err := openChecked(path)
+	ro, err := openChecked(path, lockTimeout)
 	if err != nil {
 		return nil, err
 	}
 	// The read-only handle's shared lock kept writers out while the file
 	// was checked; now take the exclusive one.
 	ro.bolt.Close()
-	b, err := boltOpen(path, false)
+	b, err := boltOpen(path, false, lockTimeout)
 	if err != nil {
 		return nil, err
 	}
+	// Nothing could change the file between the check and the exclusive
+	// lock but another writer, which the check's shared lock kept out
+	// until the moment it was released: the count is the file's.
 	db := &DB{bolt: b, path: path}
+	db.filesAtOpen.Store(ro.filesAtOpen.Load())
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
 	}
+	db.live = startLive(db)
 	return db, nil
 }
 
 // OpenReadOnly opens an existing checkpoint without creating or changing it
 // (for --dry-run and reports), after the same checks as Open.
 func OpenReadOnly(path string) (*DB, error) {
+	return OpenReadOnlyWait(path, lockTimeout)
+}
+
+// OpenReadOnlyWait is OpenReadOnly waiting at most wait for a writer's
+// lock (report: a running command is shown from its live file instead).
+func OpenReadOnlyWait(path string, wait time.Duration) (*DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
 	}
-	return openChecked(path)
+	return openChecked(path, wait)
 }
 
 // openChecked opens path read-only (a shared lock: no writer can change the
 // file meanwhile) and checks it.
-func openChecked(path string) (*DB, error) {
+func openChecked(path string, wait time.Duration) (*DB, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint %s: %w", path, err)
@@ -75,11 +86,12 @@ func openChecked(path string) (*DB, error) {
 		// truncation), and adopting it would mean re-uploading everything.
 		return nil, damaged(path, "empty file; kwickmig only creates a checkpoint where no file exists")
 	}
-	b, err := boltOpen(path, true)
+	b, err := boltOpen(path, true, wait)
 	if err != nil {
 		return nil, err
 	}
 	db := &DB{bolt: b, path: path}
+	db.filesAtOpen.Store(-1)
 	if err := db.checkFile(); err != nil {
 		b.Close()
 		return nil, err
@@ -89,10 +101,10 @@ func openChecked(path string) (*DB, error) {
 
 // boltOpen opens the file with bbolt, sorting its errors into ErrInUse,
 // ErrDamaged and the rest (permissions, I/O).
-func boltOpen(path string, readOnly bool) (b *bolt.DB, err error) {
+func boltOpen(path string, readOnly bool, wait time.Duration) (b *bolt.DB, err error) {
 	err = protect(path, func() error {
 		var err error
-		b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
+		b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: wait, ReadOnly: readOnly})
 		return err
 	})
 	switch {
@@ -101,6 +113,9 @@ func boltOpen(path string, readOnly bool) (b *bolt.DB, err error) {
 	case errors.Is(err, ErrDamaged):
 		return nil, err
 	case errors.Is(err, bolt.ErrTimeout):
+		if h := Holder(path); h != "" {
+			return nil, inUseError(fmt.Sprintf("checkpoint %s is in use by %s: run this after it stops", path, h))
+		}
 		return nil, fmt.Errorf("%w: checkpoint %s is locked by another process (a files sync or db command running on it); "+
 			"commands that run at the same time need separate --checkpoint files", ErrInUse, path)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
@@ -130,6 +145,7 @@ func (db *DB) checkFile() error {
 	if err := checkPages(f, st.Size()); err != nil {
 		return damaged(db.path, err.Error())
 	}
+	db.filesAtOpen.Store(0)
 	var sections [][]byte
 	err = db.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -170,6 +186,7 @@ func (db *DB) checkValues(section string) error {
 			var r FileRecord
 			if string(v) != string(dirMarker) {
 				bad = r.unmarshal(v)
+				db.filesAtOpen.Add(1)
 			}
 		case !json.Valid(v):
 			bad = errors.New("not JSON")
@@ -252,3 +269,10 @@ func (db *DB) init() error {
 		return nil
 	})
 }
+
+// inUseError is an ErrInUse whose text names the holder (from its live
+// file) instead of repeating ErrInUse's generic words.
+type inUseError string
+
+func (e inUseError) Error() string        { return string(e) }
+func (e inUseError) Is(target error) bool { return target == ErrInUse }

@@ -6,7 +6,6 @@
 package cutover
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -19,9 +18,13 @@ import (
 type Report struct {
 	// Go is the cutover verdict; NoGoReasons says what stands in the way
 	// (empty when Go).
-	Go            bool           `json:"go"`
-	NoGoReasons   []string       `json:"no_go_reasons"`
-	Checkpoint    string         `json:"checkpoint"`
+	Go          bool     `json:"go"`
+	NoGoReasons []string `json:"no_go_reasons"`
+	Checkpoint  string   `json:"checkpoint"` // the files read, comma-separated
+	Checkpoints []string `json:"checkpoints"`
+	// Running are the commands running on these files now (each one is
+	// also a NO-GO reason).
+	Running       []Running      `json:"running"`
 	Generated     time.Time      `json:"generated"`
 	Files         FilesState     `json:"files"`
 	Throughput    []SyncPoint    `json:"sync_throughput"`
@@ -90,7 +93,6 @@ type TableCopy struct {
 	Rows      int64   `json:"rows"`
 	Bytes     int64   `json:"bytes"`
 	Seconds   float64 `json:"seconds"`
-	seen      int
 }
 
 // DeltaState is the change-capture side.
@@ -140,37 +142,39 @@ type Run struct {
 	Summary  map[string]any `json:"summary,omitempty"`
 }
 
-// Build reads the checkpoint. backlog, if not nil, is a live reading of
+// Build reads one checkpoint. backlog, if not nil, is a live reading of
 // the capture backlog (it replaces the last recorded status).
 func Build(cp *checkpoint.DB, backlog *Backlog) (*Report, error) {
-	r := &Report{Checkpoint: cp.Path(), Generated: time.Now().UTC(),
+	in, err := ReadInput(cp)
+	if err != nil {
+		return nil, err
+	}
+	return FromInput(in, backlog, nil), nil
+}
+
+// FromInput builds the report from one checkpoint's input or a merge of
+// several (see Merge); running are the commands running on them now.
+func FromInput(in *Input, backlog *Backlog, running []Running) *Report {
+	r := &Report{Checkpoint: strings.Join(in.Checkpoints, ", "), Checkpoints: append([]string{}, in.Checkpoints...), Generated: time.Now().UTC(),
+		Running:    append([]Running{}, running...),
 		Throughput: []SyncPoint{}, Verifications: []Verification{}, OpenFailures: []Failure{}, Runs: []Run{}, EarlierRuns: []RunsBefore{}}
 	r.DB.FailedCopies = []Run{}
-	var err error
-	if r.Files.Recorded, err = cp.CountFiles(); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	r.Files.Pairing, _ = cp.Bound("files")
-	r.DB.Pairing, _ = cp.Bound("db")
-	if err := cp.Runs(func(rec checkpoint.RunRecord) error {
+	r.Files.Recorded = in.Files
+	r.Files.Pairing, r.DB.Pairing = in.Pairings["files"], in.Pairings["db"]
+	for _, rec := range in.Runs {
 		r.Runs = append(r.Runs, runOf(rec))
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	r.files()
 	r.delta()
 	r.verifications()
 	r.failures()
-	if err := r.tables(cp); err != nil {
-		return nil, err
-	}
+	r.tables(in)
 	if backlog != nil {
 		r.Delta.Backlog = backlog
 	}
 	r.verdict()
 	r.trimHistory()
-	return r, nil
+	return r
 }
 
 func runOf(rec checkpoint.RunRecord) Run {
@@ -308,75 +312,18 @@ func (r *Report) failures() {
 	}
 }
 
-// partState mirrors the JSON pgcopy stores per copied part
-// ("part/<table>#<n>" in its dbcopy or dbimport section).
-type partState struct {
-	Done    bool    `json:"done"`
-	Rows    int64   `json:"rows"`
-	Bytes   int64   `json:"bytes"`
-	Seconds float64 `json:"seconds"`
-}
-
-// tables reads the bulk copy's per-part progress. Parts not started have
-// no entry; the plan ("plan/<table>": the list of ranges) gives the total.
-func (r *Report) tables(cp *checkpoint.DB) error {
-	for _, section := range []string{"dbcopy", "dbimport"} {
-		byTable := map[string]*TableCopy{}
-		get := func(name string) *TableCopy {
-			t := byTable[name]
-			if t == nil {
-				t = &TableCopy{Table: name}
-				byTable[name] = t
-			}
-			return t
-		}
-		complete := false
-		err := cp.ForEachJSON(section, func(key string, raw []byte) error {
-			switch {
-			case strings.HasPrefix(key, "part/"):
-				name, _, _ := cutLast(strings.TrimPrefix(key, "part/"), "#")
-				var p partState
-				if json.Unmarshal(raw, &p) != nil {
-					return nil
-				}
-				t := get(prettyTable(name))
-				t.seen++
-				if p.Done {
-					t.PartsDone++
-				}
-				t.Rows += p.Rows
-				t.Bytes += p.Bytes
-				t.Seconds += p.Seconds
-			case strings.HasPrefix(key, "plan/"):
-				var ranges []json.RawMessage
-				if json.Unmarshal(raw, &ranges) == nil {
-					get(prettyTable(strings.TrimPrefix(key, "plan/"))).Parts = max(len(ranges), 1)
-				}
-			case key == "state":
-				var st struct {
-					DataDone bool `json:"data_done"`
-				}
-				if json.Unmarshal(raw, &st) == nil {
-					complete = st.DataDone
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		if len(byTable) == 0 {
+// tables takes the bulk copy's progress from the input (the import's
+// section, when there is one, is the newer way the tables arrived) and
+// splits the copy runs into the last one that finished and the failed
+// attempts.
+func (r *Report) tables(in *Input) {
+	r.DB.Tables = []TableCopy{}
+	for _, c := range in.Copies {
+		if len(c.Tables) == 0 {
 			continue
 		}
-		r.DB.Method, r.DB.Complete, r.DB.Tables = section, complete, nil
-		for _, t := range byTable {
-			t.Parts = max(t.Parts, t.seen)
-			r.DB.Tables = append(r.DB.Tables, *t)
-		}
-		sort.Slice(r.DB.Tables, func(i, j int) bool { return r.DB.Tables[i].Table < r.DB.Tables[j].Table })
-	}
-	if r.DB.Tables == nil {
-		r.DB.Tables = []TableCopy{}
+		r.DB.Method, r.DB.Complete = c.Section, c.Complete
+		r.DB.Tables = append([]TableCopy{}, c.Tables...)
 	}
 	for i := range r.Runs {
 		switch run := r.Runs[i]; run.Command {
@@ -388,7 +335,6 @@ func (r *Report) tables(cp *checkpoint.DB) error {
 			}
 		}
 	}
-	return nil
 }
 
 func cutLast(s, sep string) (string, string, bool) {

@@ -66,6 +66,7 @@ svg{max-width:100%;height:auto}.swatch{display:inline-block;width:1.6em;height:.
 
 <div id="verdict" class="verdict {{if .Go}}go{{else}}nogo{{end}}"><strong>{{.VerdictLine}}</strong>
 {{if .NoGoReasons}}<ul>{{range .NoGoReasons}}<li class="reason">{{.}}</li>{{end}}</ul>{{end}}</div>
+{{range .Running}}<p class="running">RUNNING: {{.Line}}</p>{{end}}
 
 <h2>Timeline</h2>
 <div id="timeline" class="chart">{{timeline .Runs}}</div>

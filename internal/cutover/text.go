@@ -16,6 +16,9 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, reason := range r.NoGoReasons {
 		fmt.Fprintln(w, "  -", reason)
 	}
+	for _, run := range r.Running {
+		fmt.Fprintln(w, "RUNNING:", run.Line())
+	}
 
 	fmt.Fprintln(w, "\nFILES")
 	rows := [][]string{}

@@ -14,6 +14,15 @@ func (r *Report) verdict() {
 	reasons := []string{}
 	add := func(format string, args ...any) { reasons = append(reasons, fmt.Sprintf(format, args...)) }
 
+	// A command still running may change what was verified (a sync
+	// uploads, a copy writes): no verdict holds until it stops.
+	for _, run := range r.Running {
+		if run.PID > 0 {
+			add("%s is running (pid %d, since %s): wait for it to stop, then report again", run.Command, run.PID, stamp(run.Started))
+		} else {
+			add("%s is in use by a running command: wait for it to stop, then report again", run.Checkpoint)
+		}
+	}
 	var lastSync, lastVerifyFiles, lastChangeDB, lastVerifyDB *Run
 	filesSide := r.Files.Recorded > 0
 	dbSide := len(r.DB.Tables) > 0
