@@ -131,13 +131,16 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 
 	spin := g.spinner("verify files", 5)
+	// The files the last sync or verification saw: recorded with each run,
+	// so no count of the checkpoint is needed.
+	spin.SetTotal(previousCount(cp, verifyFilesTotal))
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
 		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
 		Progress: func(c verify.FilesCounters) {
-			spin.Update(c.Files, fmt.Sprintf("files %d  objects %d  content checked %d  differences %d",
-				c.Files, c.Objects, c.ContentChecked, c.Differences),
+			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",
+				spin.Count(c.Files), c.Objects, c.ContentChecked, c.Differences),
 				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
 		},
 	})
