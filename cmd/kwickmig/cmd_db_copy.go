@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
 	"github.com/kwick/kwickmig/internal/pgcopy"
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // DBCopyOptions are the flags of db copy, db export and db import.
@@ -153,6 +155,12 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 	}
 	if f, ok := g.stderr.(*os.File); ok && !g.Quiet && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr
+		// pgcopy draws its own bar (bytes against the plan's total, with
+		// an ETA); the meter only keeps the figures for Snapshot.
+		po.Meter = report.NewSpinner(io.Discard, nil, kind+" progress", 10)
+	} else {
+		// A progress line every 10 s, with total and ETA.
+		po.Meter = g.spinner(kind+" progress", 10)
 	}
 	return po, nil
 }
