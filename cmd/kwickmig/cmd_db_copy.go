@@ -49,12 +49,12 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
 		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, or table when one schema has it; parts may be \"quoted\"; repeatable)")
 		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table, or table when one schema has it; repeatable)")
-		f.StringVar(&o.SplitLargerThan, "split-larger-than", "4GB", "split tables larger than this into parallel page ranges (0 = never)")
+		f.Var(newSizeText(&o.SplitLargerThan, "4GiB", splitSize), "split-larger-than", "split tables larger than this into parallel page ranges (e.g. 4GiB, 512MiB; 0 = never)")
 	}
 	if kind != "export" {
 		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
 		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "parallel index and constraint builds")
-		f.StringVar(&o.WorkMem, "maintenance-work-mem", pgcopy.DefaultMaintenanceWorkMem, "maintenance_work_mem of the index builds and foreign key checks on the target (\"server\" = the server's setting)")
+		f.Var(newSizeText(&o.WorkMem, pgcopy.DefaultMaintenanceWorkMem, pgMemorySize), "maintenance-work-mem", "maintenance_work_mem of the index builds and foreign key checks on the target (e.g. 16MiB, 1GiB; \"server\" = the server's setting)")
 		f.IntVar(&o.IndexWorkers, "index-workers", 0, "the target's parallel workers inside each index build and foreign key check (-1 = the server's setting)")
 		f.BoolVar(&o.NoAnalyze, "no-analyze", false, "skip ANALYZE on the target at the end")
 		f.BoolVar(&o.Resume, "resume", false, "continue an interrupted run recorded in the checkpoint")
