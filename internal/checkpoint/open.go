@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // lockTimeout bounds the wait for another process's lock on the file.
@@ -99,7 +100,7 @@ func boltOpen(path string, readOnly bool) (b *bolt.DB, err error) {
 		return b, nil
 	case errors.Is(err, ErrDamaged):
 		return nil, err
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: checkpoint %s is locked by another process (a files sync or db command running on it); "+
 			"commands that run at the same time need separate --checkpoint files", ErrInUse, path)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
