@@ -53,7 +53,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	}
 	if kind != "export" {
 		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
-		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "parallel index and constraint builds")
+		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "database connections building indexes and constraints on the target, in parallel")
 		f.Var(newSizeText(&o.WorkMem, pgcopy.DefaultMaintenanceWorkMem, pgMemorySize), "maintenance-work-mem", "maintenance_work_mem of the index builds and foreign key checks on the target (e.g. 16MiB, 1GiB; \"server\" = the server's setting)")
 		f.IntVar(&o.IndexWorkers, "index-workers", 0, "the target's parallel workers inside each index build and foreign key check (-1 = the server's setting)")
 		f.BoolVar(&o.NoAnalyze, "no-analyze", false, "skip ANALYZE on the target at the end")
@@ -72,7 +72,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	if kind != "import" {
 		f.BoolVar(&o.Owners, "owners", false, "give objects their source owners (the roles must exist on the target; default: the migrating role owns everything)")
 	}
-	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
+	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "database connections: parallel COPY streams (one connection each on the source and the target)")
 	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
 	f.BoolVar(&o.DataOnly, "data-only", false, "copy only the data (the schema must exist on the target)")
 	f.StringVar(&o.Checkpoint, "checkpoint", pgcopy.DefaultCheckpoint, "checkpoint file")

@@ -50,7 +50,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
 	f.StringVar(&o.Checkpoint, "checkpoint", "kwickmig.db", "files sync checkpoint: tells changes since the last sync from real mismatches (the default is used if it exists; one that cannot be read stops the run)")
 	f.BoolVar(&o.NoCheckpoint, "no-checkpoint", false, "verify without the checkpoint (files changed since the last sync then count as differences)")
-	f.IntVar(&o.Concurrency, "concurrency", 32, "checksum/download workers")
+	f.IntVar(&o.Concurrency, "concurrency", 32, "S3 requests in flight checking content (a HEAD per file with --checksum, a GET with --deep)")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (as files sync --follow-symlinks)")
 	f.IntVar(&o.MaxListed, "max-listed", 1000, "differences listed (counts are always complete)")
