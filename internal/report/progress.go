@@ -24,7 +24,8 @@ func IsTerminal(w io.Writer) bool {
 // run's file count, a plan's bytes) it also shows done/total and an ETA.
 // Its methods are safe for concurrent use.
 type Spinner struct {
-	bar    *progressbar.ProgressBar
+	term   io.Writer                // the terminal, or nil: log lines
+	bar    *progressbar.ProgressBar // drawn on term from the first Update
 	log    *slog.Logger
 	every  int
 	prefix string
@@ -56,16 +57,26 @@ type Progress struct {
 func NewSpinner(w io.Writer, logger *slog.Logger, description string, logEvery int) *Spinner {
 	s := &Spinner{log: logger, every: max(logEvery, 1), prefix: description, now: time.Now}
 	if IsTerminal(w) {
-		s.bar = progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(description),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSpinnerType(14),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionClearOnFinish(),
-		)
+		s.term = w
 	}
 	return s
+}
+
+// startBar draws the spinner at the first update, when SetTotal has been
+// called: the bar's own "(N/-)" counter shows only without a total (the
+// line then has no "N/M").
+func (s *Spinner) startBar(withCount bool) {
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(s.term),
+		progressbar.OptionSetDescription(s.prefix),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish(),
+	}
+	if withCount {
+		opts = append(opts, progressbar.OptionShowCount())
+	}
+	s.bar = progressbar.NewOptions64(-1, opts...)
 }
 
 // SetTotal sets the expected Done at the end (0: unknown). A guess is
@@ -103,14 +114,18 @@ func (s *Spinner) Update(done int64, line string, attrs ...any) {
 	p := s.p
 	s.ticks++
 	logNow := s.ticks%s.every == 0
+	if s.term != nil && s.bar == nil {
+		s.startBar(p.Total == 0)
+	}
+	bar := s.bar
 	s.mu.Unlock()
 
-	if s.bar != nil {
+	if bar != nil {
 		if tail := etaText(p); tail != "" {
 			line += "  " + tail
 		}
-		s.bar.Describe(s.prefix + " " + line)
-		_ = s.bar.Set64(done)
+		bar.Describe(s.prefix + " " + line)
+		_ = bar.Set64(done)
 		return
 	}
 	if logNow && s.log != nil {
@@ -134,8 +149,11 @@ func (s *Spinner) Snapshot() Progress {
 
 // Done removes the spinner line.
 func (s *Spinner) Done() {
-	if s.bar != nil {
-		_ = s.bar.Finish()
+	s.mu.Lock()
+	bar := s.bar
+	s.mu.Unlock()
+	if bar != nil {
+		_ = bar.Finish()
 	}
 }
 
