@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
 	"github.com/kwick/kwickmig/internal/pgcopy"
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // DBCopyOptions are the flags of db copy, db export and db import.
@@ -47,12 +49,12 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 		f.StringVar(&o.Source, "source", "", "source database URL or keyword string (default $KWICKMIG_SOURCE_URL)")
 		f.StringArrayVar(&o.Tables, "table", nil, "copy only this table (schema.table, or table when one schema has it; parts may be \"quoted\"; repeatable)")
 		f.StringArrayVar(&o.ExcludeTables, "exclude-table", nil, "leave this table out (schema.table, or table when one schema has it; repeatable)")
-		f.StringVar(&o.SplitLargerThan, "split-larger-than", "4GB", "split tables larger than this into parallel page ranges (0 = never)")
+		f.Var(newSizeText(&o.SplitLargerThan, "4GiB", splitSize), "split-larger-than", "split tables larger than this into parallel page ranges (e.g. 4GiB, 512MiB; 0 = never)")
 	}
 	if kind != "export" {
 		f.StringVar(&o.Target, "target", "", "target database URL or keyword string (default $KWICKMIG_TARGET_URL)")
-		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "parallel index and constraint builds")
-		f.StringVar(&o.WorkMem, "maintenance-work-mem", pgcopy.DefaultMaintenanceWorkMem, "maintenance_work_mem of the index builds and foreign key checks on the target (\"server\" = the server's setting)")
+		f.IntVar(&o.IndexJobs, "index-jobs", pgcopy.DefaultIndexJobs, "database connections building indexes and constraints on the target, in parallel")
+		f.Var(newSizeText(&o.WorkMem, pgcopy.DefaultMaintenanceWorkMem, pgMemorySize), "maintenance-work-mem", "maintenance_work_mem of the index builds and foreign key checks on the target (e.g. 16MiB, 1GiB; \"server\" = the server's setting)")
 		f.IntVar(&o.IndexWorkers, "index-workers", 0, "the target's parallel workers inside each index build and foreign key check (-1 = the server's setting)")
 		f.BoolVar(&o.NoAnalyze, "no-analyze", false, "skip ANALYZE on the target at the end")
 		f.BoolVar(&o.Resume, "resume", false, "continue an interrupted run recorded in the checkpoint")
@@ -70,7 +72,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	if kind != "import" {
 		f.BoolVar(&o.Owners, "owners", false, "give objects their source owners (the roles must exist on the target; default: the migrating role owns everything)")
 	}
-	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "parallel COPY streams")
+	f.IntVar(&o.Jobs, "jobs", pgcopy.DefaultJobs, "database connections: parallel COPY streams (one connection each on the source and the target)")
 	f.BoolVar(&o.SchemaOnly, "schema-only", false, "copy only the schema")
 	f.BoolVar(&o.DataOnly, "data-only", false, "copy only the data (the schema must exist on the target)")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file (default: db.db in the --state directory)")
@@ -161,6 +163,12 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 	}
 	if f, ok := g.stderr.(*os.File); ok && !g.Quiet && term.IsTerminal(int(f.Fd())) {
 		po.Progress = g.stderr
+		// pgcopy draws its own bar (bytes against the plan's total, with
+		// an ETA); the meter only keeps the figures for Snapshot.
+		po.Meter = report.NewSpinner(io.Discard, nil, kind+" progress", 10)
+	} else {
+		// A progress line every 10 s, with total and ETA.
+		po.Meter = g.spinner(kind+" progress", 10)
 	}
 	return po, nil
 }

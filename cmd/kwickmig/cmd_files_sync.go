@@ -157,6 +157,9 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		}
 	}
 	spin := g.spinner("files sync", 5)
+	// The last sync's count is the total to expect (files come and go
+	// between runs; past it the line just counts).
+	spin.SetTotal(previousCount(cp, filesSyncTotal))
 	syncer := ksync.New(store, cp, ksync.Options{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
@@ -175,8 +178,9 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 			if !c.OutageSince.IsZero() {
 				outage = fmt.Sprintf("  ENDPOINT UNREACHABLE since %s (paused, probing)", c.OutageSince.Format(time.TimeOnly))
 			}
-			spin.Update(c.Scanned, fmt.Sprintf("scanned %d  uploaded %d (%s)  %.0f files/s  %.1f MB/s  unchanged %d  errors %d  queue %d%s",
-				c.Scanned, c.Uploaded, report.Bytes(c.BytesUploaded), float64(c.Uploaded)/secs,
+			spin.SetBytes(c.BytesUploaded)
+			spin.Update(c.Scanned, fmt.Sprintf("scanned %s  uploaded %d (%s)  %.0f files/s  %.1f MB/s  unchanged %d  errors %d  queue %d%s",
+				spin.Count(c.Scanned), c.Uploaded, report.Bytes(c.BytesUploaded), float64(c.Uploaded)/secs,
 				float64(c.BytesUploaded)/secs/1e6, c.Unchanged, c.Failed, c.Queued, outage),
 				"scanned", c.Scanned, "uploaded", c.Uploaded, "bytes", c.BytesUploaded,
 				"files_per_s", int(float64(c.Uploaded)/secs), "unchanged", c.Unchanged,

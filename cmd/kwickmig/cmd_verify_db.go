@@ -95,6 +95,7 @@ func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) erro
 		Source: o.Source, Target: o.Target, Tables: o.Tables, Jobs: o.Jobs,
 		SegmentRows: o.SegmentRows, MaxListed: o.MaxListed, AllowEmpty: o.AllowEmpty,
 		Progress: func(done, total int) {
+			spin.SetTotal(int64(total))
 			spin.Update(int64(done), fmt.Sprintf("tables %d/%d", done, total), "tables_done", done, "tables", total)
 			g.live.progressOf(int64(done), int64(total), "tables")
 		},

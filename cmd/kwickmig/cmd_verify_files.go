@@ -50,7 +50,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "files sync checkpoint (default: files.db in the --state directory): tells changes since the last sync from real mismatches (the default is used if it exists; one that cannot be read stops the run)")
 	f.BoolVar(&o.NoCheckpoint, "no-checkpoint", false, "verify without the checkpoint (files changed since the last sync then count as differences)")
-	f.IntVar(&o.Concurrency, "concurrency", 32, "checksum/download workers")
+	f.IntVar(&o.Concurrency, "concurrency", 32, "S3 requests in flight checking content (a HEAD per file with --checksum, a GET with --deep)")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read and listed concurrently")
 	f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (as files sync --follow-symlinks)")
 	f.IntVar(&o.MaxListed, "max-listed", 1000, "differences listed (counts are always complete)")
@@ -131,13 +131,16 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 
 	spin := g.spinner("verify files", 5)
+	// The files the last sync or verification saw: recorded with each run,
+	// so no count of the checkpoint is needed.
+	spin.SetTotal(previousCount(cp, verifyFilesTotal))
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
 		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
 		Progress: func(c verify.FilesCounters) {
-			spin.Update(c.Files, fmt.Sprintf("files %d  objects %d  content checked %d  differences %d",
-				c.Files, c.Objects, c.ContentChecked, c.Differences),
+			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",
+				spin.Count(c.Files), c.Objects, c.ContentChecked, c.Differences),
 				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
 			g.live.progress(c.Files, 0, fmt.Sprintf("objects %d, differences %d", c.Objects, c.Differences))
 		},

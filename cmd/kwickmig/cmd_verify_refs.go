@@ -16,32 +16,34 @@ import (
 
 // VerifyRefsOptions are the flags of `kwickmig verify refs`.
 type VerifyRefsOptions struct {
-	SourceDB   string
-	Query      string
-	Dst        string
-	ListJobs   int
-	MaxListed  int
-	Report     string
-	Checkpoint string
-	S3         s3Options
+	Source      string
+	Query       string
+	Dst         string
+	Concurrency int
+	MaxListed   int
+	Report      string
+	Checkpoint  string
+	S3          s3Options
 }
 
 func (o *VerifyRefsOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.SourceDB, "source-db", "", "database holding the references (default $KWICKMIG_SOURCE_URL)")
+	f.StringVar(&o.Source, "source", "", "database holding the references (default $KWICKMIG_SOURCE_URL)")
 	f.StringVar(&o.Query, "query", "", "SQL whose first column is a file key: a path relative to --dst, as files sync maps the tree")
 	f.StringVar(&o.Dst, "dst", "", "destination s3://BUCKET[/PREFIX]")
-	f.IntVar(&o.ListJobs, "list-jobs", 8, "top-level key ranges listed in parallel")
+	f.IntVar(&o.Concurrency, "concurrency", 8, "S3 list requests in flight (top-level key ranges listed in parallel)")
 	f.IntVar(&o.MaxListed, "max-listed", 1000, "missing and unreferenced keys listed (counts are always complete)")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint that receives the run record, used if it exists (default: db.db in the --state directory)")
 	o.S3.AddFlags(f)
+	// The names before #12's conventions.
+	flagAliases(cmd, map[string]string{"source-db": "source", "list-jobs": "concurrency"})
 }
 
 func newVerifyRefsCommand(g *globalOptions) *cobra.Command {
 	o := &VerifyRefsOptions{}
 	cmd := &cobra.Command{
-		Use:   "refs --source-db URL --query SQL --dst s3://BUCKET[/PREFIX]",
+		Use:   "refs [--source URL] --query SQL --dst s3://BUCKET[/PREFIX]",
 		Short: "Check that every file key the database references exists in the bucket; count unreferenced objects",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return runVerifyRefs(cmd.Context(), o, g) },
@@ -51,18 +53,18 @@ func newVerifyRefsCommand(g *globalOptions) *cobra.Command {
 }
 
 func (o *VerifyRefsOptions) validate() error {
-	if o.SourceDB == "" {
-		o.SourceDB = os.Getenv("KWICKMIG_SOURCE_URL")
+	if o.Source == "" {
+		o.Source = os.Getenv("KWICKMIG_SOURCE_URL")
 	}
 	switch {
-	case o.SourceDB == "":
-		return usageErrorf("--source-db is required (or $KWICKMIG_SOURCE_URL)")
+	case o.Source == "":
+		return usageErrorf("--source is required (or $KWICKMIG_SOURCE_URL)")
 	case o.Query == "":
 		return usageErrorf("--query is required (e.g. 'SELECT file_key FROM receipts')")
 	case o.Dst == "":
 		return usageErrorf("--dst is required (s3://BUCKET[/PREFIX])")
-	case o.ListJobs < 1 || o.ListJobs > 256:
-		return usageErrorf("--list-jobs %d: want 1..256", o.ListJobs)
+	case o.Concurrency < 1 || o.Concurrency > 256:
+		return usageErrorf("--concurrency %d: want 1..256", o.Concurrency)
 	}
 	return nil
 }
@@ -73,14 +75,14 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 		return err
 	}
 	var err error
-	if o.SourceDB, err = g.connString(o.SourceDB); err != nil {
+	if o.Source, err = g.connString(o.Source); err != nil {
 		return err
 	}
-	store, err := o.S3.open(ctx, o.Dst, o.ListJobs, 0, objstore.NewPacer(o.S3.MaxRPS))
+	store, err := o.S3.open(ctx, o.Dst, o.Concurrency, 0, objstore.NewPacer(o.S3.MaxRPS))
 	if err != nil {
 		return err
 	}
-	conn, err := pgutil.Connect(ctx, pgutil.Source, o.SourceDB)
+	conn, err := pgutil.Connect(ctx, pgutil.Source, o.Source)
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 		defer cp.Close()
 	}
 	res, runErr := verify.VerifyRefs(ctx, conn, store, verify.RefsOptions{
-		Query: o.Query, Prefix: store.Prefix(), ListJobs: o.ListJobs, MaxListed: o.MaxListed,
+		Query: o.Query, Prefix: store.Prefix(), ListJobs: o.Concurrency, MaxListed: o.MaxListed,
 	})
 	summary := map[string]any{"query": o.Query, "destination": o.Dst}
 	if res != nil {
@@ -109,7 +111,7 @@ func runVerifyRefs(ctx context.Context, o *VerifyRefsOptions, g *globalOptions) 
 			nounCount(res.Missing, "referenced key has no object", "referenced keys have no object"), reportHint(o.Report))}
 	}
 	return finishRun(ctx, g, runEnd{command: "verify refs", started: started, report: o.Report, cp: cp, result: res,
-		summary: summary, secrets: []string{o.SourceDB}, noRecord: cp == nil}, runErr)
+		summary: summary, secrets: []string{o.Source}, noRecord: cp == nil}, runErr)
 }
 
 func printVerifyRefs(g *globalOptions, r *verify.RefsResult) {

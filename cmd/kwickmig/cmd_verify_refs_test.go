@@ -33,10 +33,14 @@ func TestVerifyRefs(t *testing.T) {
 			`, ('%!odd.json'), ('store-1.json'), (NULL), ('store-0/2026/01/01/r00000.json')`)
 
 	rep := filepath.Join(t.TempDir(), "refs.json")
-	run := func() (int, verify.RefsResult, string) {
-		code, out, errOut := runCLI(t, context.Background(), "verify", "refs", "--source-db", pg.SourceURL,
-			"--query", "SELECT file_key FROM receipts", "--dst", se.dst, "--endpoint-url", se.s3.Endpoint,
-			"--checkpoint", se.cp, "--report", rep, "--list-jobs", "2")
+	// flags name the database and the parallelism: --source and
+	// --concurrency, or their old names --source-db and --list-jobs, or
+	// none (the database from $KWICKMIG_SOURCE_URL).
+	run := func(flags ...string) (int, verify.RefsResult, string) {
+		_ = os.Remove(rep)
+		args := append([]string{"verify", "refs", "--query", "SELECT file_key FROM receipts", "--dst", se.dst,
+			"--endpoint-url", se.s3.Endpoint, "--checkpoint", se.cp, "--report", rep}, flags...)
+		code, out, errOut := runCLI(t, context.Background(), args...)
 		var res verify.RefsResult
 		if data, err := os.ReadFile(rep); err == nil {
 			if err := json.Unmarshal(data, &res); err != nil {
@@ -45,7 +49,7 @@ func TestVerifyRefs(t *testing.T) {
 		}
 		return code, res, out + errOut
 	}
-	code, res, out := run()
+	code, res, out := run("--source", pg.SourceURL, "--concurrency", "2")
 	if code != 0 || res.Rows != 1504 || res.DistinctKeys != 1502 || res.Found != 1502 || res.NullKeys != 1 ||
 		res.DuplicateRefs != 1 || res.Missing != 0 || res.Unreferenced != 1 || res.ObjectsListed != 1503 ||
 		len(res.UnreferencedKeys) != 1 || res.UnreferencedKeys[0] != "unreferenced/a.json" {
@@ -53,9 +57,21 @@ func TestVerifyRefs(t *testing.T) {
 	}
 
 	kmtest.Exec(t, pg.SourceURL, `INSERT INTO receipts (file_key) VALUES ('store-2/2026/01/02/gone.json'), ('zzz/late.json')`)
-	code, res, out = run()
+	code, res, out = run("--source-db", pg.SourceURL, "--list-jobs", "2")
 	if code != 2 || res.Missing != 2 || strings.Join(res.MissingKeys, " ") != "store-2/2026/01/02/gone.json zzz/late.json" || res.Unreferenced != 1 {
 		t.Fatalf("missing: code %d %+v\n%s", code, res, out)
 	}
 	mustContain(t, out, "MISSING store-2/2026/01/02/gone.json")
+
+	t.Setenv("KWICKMIG_SOURCE_URL", pg.SourceURL)
+	if code, res, out = run(); code != 2 || res.Missing != 2 {
+		t.Fatalf("database from $KWICKMIG_SOURCE_URL: code %d %+v\n%s", code, res, out)
+	}
+	t.Setenv("KWICKMIG_SOURCE_URL", "")
+	if code, _, out = run(); code != 1 || !strings.Contains(out, "--source is required") {
+		t.Fatalf("no database: code %d, want 1 naming --source\n%s", code, out)
+	}
+	if code, _, out = run("--source", pg.SourceURL, "--list-jobs", "0"); code != 1 || !strings.Contains(out, "--concurrency 0: want 1..256") {
+		t.Fatalf("--list-jobs 0: code %d, want 1 (the old name sets --concurrency)\n%s", code, out)
+	}
 }

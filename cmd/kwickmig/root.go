@@ -71,6 +71,9 @@ func newRootCommandIO(stdout, stderr io.Writer) *cobra.Command {
 // spinner is the progress line of a long command; with --quiet it shows
 // and logs nothing.
 func (g *globalOptions) spinner(description string, logEvery int) *report.Spinner {
+	if progressLogEvery > 0 {
+		logEvery = progressLogEvery
+	}
 	if g.Quiet {
 		return report.NewSpinner(io.Discard, nil, description, logEvery)
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Version is the checkpoint layout this release writes. Older layouts are
@@ -178,7 +179,7 @@ func (db *DB) DeleteSection(section string) error {
 		db.filesAtOpen.Store(-1)
 	}
 	return db.update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket([]byte(section)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Delete([]byte("bind/" + section))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // lockTimeout bounds the wait for another process's lock on the file.
@@ -112,7 +113,7 @@ func boltOpen(path string, readOnly bool, wait time.Duration) (b *bolt.DB, err e
 		return b, nil
 	case errors.Is(err, ErrDamaged):
 		return nil, err
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		if h := Holder(path); h != "" {
 			return nil, inUseError(fmt.Sprintf("checkpoint %s is in use by %s: run this after it stops", path, h))
 		}

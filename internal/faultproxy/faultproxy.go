@@ -118,14 +118,10 @@ func New(target string, f Faults) (*Proxy, error) {
 		changed: make(chan struct{}),
 	}
 	p.URL = "http://" + p.addr
-	rp := httputil.NewSingleHostReverseProxy(u)
-	// Keep the client's Host header: SigV4 signs it.
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		host := r.Host
-		director(r)
-		r.Host = host
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host // keep the client's Host header: SigV4 signs it
+	}}
 	rp.ErrorLog = log.New(io.Discard, "", 0) // aborted client requests are expected here
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DialContext: (&net.Dialer{}).DialContext}
 	p.srv = &http.Server{

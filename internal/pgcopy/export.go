@@ -174,7 +174,7 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 		if err := planParts(nil, "", tables, opts.SplitLargerThan, coord.blockSize, false); err != nil {
 			return err
 		}
-		pr := newProgress(ctx, opts.Progress, log, "export", tables)
+		pr := newProgress(ctx, opts.Progress, log, "export", tables, opts.Meter)
 		parts, err := exportData(ctx, opts, coord.snapshotID, st, tables, pr)
 		res.Tables = pr.finish(tables)
 		for _, t := range res.Tables {

@@ -80,6 +80,10 @@ type Options struct {
 
 	Logger   *slog.Logger
 	Progress io.Writer // a terminal for progress bars; nil logs progress lines instead
+	// Meter, if set, receives the bytes streamed every second against the
+	// tables' estimated size (its Snapshot then tells done, total and ETA),
+	// and logs the progress lines instead of the plain ones.
+	Meter *report.Spinner
 
 	// testHookAfterList runs after the table list is read and before the
 	// tables are locked (tests drop a table there).

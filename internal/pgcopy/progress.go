@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/kwick/kwickmig/internal/report"
 )
 
 // progress tracks bytes and finished tables. On a terminal it draws a bar
@@ -36,7 +38,7 @@ type progress struct {
 	onTableDone func(*Table)
 }
 
-func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table) *progress {
+func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table, meter *report.Spinner) *progress {
 	pr := &progress{log: log, verb: verb, results: map[*Table]*TableResult{}, left: map[*Table]int{},
 		started: map[*Table]time.Time{}, active: map[*Part]bool{}, stop: make(chan struct{})}
 	for _, t := range tables {
@@ -50,17 +52,30 @@ func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string
 			progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(verb),
 			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetMaxDetailRow(5),
 			progressbar.OptionSetWidth(30), progressbar.OptionShowElapsedTimeOnFinish())
-		return pr
+		if meter == nil {
+			return pr
+		}
+	}
+	every := 10 * time.Second
+	if meter != nil {
+		every = time.Second // the meter smooths its rate over these
+		meter.SetTotal(pr.total)
 	}
 	pr.wg.Add(1)
 	go func() {
 		defer pr.wg.Done()
-		tick := time.NewTicker(10 * time.Second)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
 			select {
 			case <-tick.C:
-				pr.log.Info(verb+" progress", "bytes", pr.bytes.Load(), "estimated_total", pr.total)
+				b := pr.bytes.Load()
+				if meter != nil {
+					meter.SetBytes(b)
+					meter.Update(b, "", "bytes", b, "estimated_total", pr.total)
+					continue
+				}
+				pr.log.Info(verb+" progress", "bytes", b, "estimated_total", pr.total)
 			case <-pr.stop:
 				return
 			case <-ctx.Done():

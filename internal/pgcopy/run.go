@@ -150,7 +150,7 @@ func (pp *postPhase) run(ctx context.Context) (int, error) {
 // loadAll runs a data phase: progress display, early index builds, the
 // loads themselves, and the per-table totals in res.
 func loadAll(ctx context.Context, opts *Options, what string, tables []*Table, post *postPhase, res *Result, load func(*progress) error) error {
-	pr := newProgress(ctx, opts.Progress, opts.Logger, what, tables)
+	pr := newProgress(ctx, opts.Progress, opts.Logger, what, tables, opts.Meter)
 	if post != nil {
 		post.startEarly(ctx, pr)
 	}
