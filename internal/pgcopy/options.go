@@ -80,6 +80,9 @@ type Options struct {
 
 	Logger   *slog.Logger
 	Progress io.Writer // a terminal for progress bars; nil logs progress lines instead
+	// Observer, if set, is told about the data phase as it goes
+	// (--metrics-addr); observer.go.
+	Observer Observer
 
 	// testHookAfterList runs after the table list is read and before the
 	// tables are locked (tests drop a table there).
