@@ -150,7 +150,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	})
 	spin.Done()
 	vm.Progress(metrics.VerifyCounters{Files: res.FilesChecked, Objects: res.ObjectsListed, ContentChecked: res.ContentChecked, Differences: int64(len(res.Differences)) + res.Truncated})
-	vm.Kinds(res.Counts)
+	vm.Kinds(verifyKinds(res.Counts))
 	res.Destination = o.Dst
 	if runErr == nil || res.Interrupted {
 		printVerifyFiles(g, res)

@@ -278,3 +278,116 @@ func TestMetricsAddrInUse(t *testing.T) {
 		t.Errorf("--metrics-linger alone: exit %d, %q", code, errs)
 	}
 }
+
+// TestMetricsDBCopy: db copy exposes the rows it copied per table, equal to
+// the tables' row counts, and the capture backlog (changes since capture
+// install) as the source counts it.
+func TestMetricsDBCopy(t *testing.T) {
+	e := kmtest.PG(t)
+	kmtest.Exec(t, e.SourceURL, `CREATE TABLE receipts (id bigint PRIMARY KEY, body text);
+		CREATE TABLE "Order Lines" (id int PRIMARY KEY, qty numeric);
+		CREATE TABLE empty (id int PRIMARY KEY)`)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if code, out, errs := runCLI(t, ctx, "db", "capture", "install", "--source", e.SourceURL, "--checkpoint", filepath.Join(dir, "cp.db")); code != 0 {
+		t.Fatalf("capture install: exit %d\n%s%s", code, out, errs)
+	}
+	kmtest.Exec(t, e.SourceURL,
+		`INSERT INTO receipts SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g`,
+		`INSERT INTO "Order Lines" SELECT g, g * 1.5 FROM generate_series(1, 257) g`)
+	// Split the tables into parts, so rows arrive part by part.
+	r := startMetricsRun(t, "db", "copy", "--source", e.SourceURL, "--target", e.TargetURL,
+		"--checkpoint", filepath.Join(dir, "cp.db"), "--split-larger-than", "64kB", "-q")
+	end := r.finished(t)
+	want := map[string]float64{
+		`kwickmig_db_rows_copied_total{table="public.receipts"}`:    3000,
+		`kwickmig_db_rows_copied_total{table="public.Order Lines"}`: 257,
+		"kwickmig_capture_backlog_rows":                             3257,
+		"kwickmig_run_exit_code":                                    0,
+		`kwickmig_run_info{command="db copy"}`:                      1,
+	}
+	for name, v := range want {
+		if end[name] != v {
+			t.Errorf("at the end %s = %v, want %v", name, end[name], v)
+		}
+	}
+	if end["kwickmig_db_streamed_bytes_total"] < 3000*100 || end["kwickmig_capture_backlog_bytes"] <= 0 {
+		t.Errorf("streamed %v bytes (want at least the 300 kB of receipts), backlog %v bytes (want > 0)",
+			end["kwickmig_db_streamed_bytes_total"], end["kwickmig_capture_backlog_bytes"])
+	}
+	if parts := end[`kwickmig_db_parts_total{state="copied"}`]; parts < 3 {
+		t.Errorf("%v parts copied, want the split receipts table's parts and the others", parts)
+	}
+	r.stop(t)
+}
+
+// TestMetricsFinalDelta: final-delta exposes the changes it applied (as
+// many as its report), and the backlog it leaves (none).
+func TestMetricsFinalDelta(t *testing.T) {
+	e := deltaPair(t)
+	rep := filepath.Join(t.TempDir(), "r.json")
+	r := startMetricsRun(t, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL,
+		"--checkpoint", filepath.Join(t.TempDir(), "cp.db"), "--batch-rows", "10", "--report", rep, "-q")
+	before := r.until(t, "the backlog", func(m map[string]float64) bool {
+		_, ok := m["kwickmig_capture_backlog_rows"]
+		return ok || m["kwickmig_run_finished"] == 1
+	})
+	end := r.finished(t)
+	var res struct {
+		Rows int64 `json:"rows"`
+	}
+	data, err := os.ReadFile(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, json.Unmarshal(data, &res))
+	t.Logf("backlog at the first scrape %v rows; applied %v, report %d", before["kwickmig_capture_backlog_rows"], end["kwickmig_delta_rows_applied_total"], res.Rows)
+	if got := end["kwickmig_delta_rows_applied_total"]; got != 44 || res.Rows != 44 {
+		t.Errorf("kwickmig_delta_rows_applied_total = %v, report %d; want the 44 captured changes", got, res.Rows)
+	}
+	if got := end["kwickmig_delta_batches_total"]; got != 5 {
+		t.Errorf("kwickmig_delta_batches_total = %v, want 5 (44 changes in batches of 10)", got)
+	}
+	if got, ok := end["kwickmig_capture_backlog_rows"]; !ok || got != 0 {
+		t.Errorf("backlog after the round: %v (shown: %v), want 0", got, ok)
+	}
+	r.stop(t)
+}
+
+// TestMetricsVerifyFiles: verify files exposes what it checked and its
+// differences by kind: one file never uploaded is one "missing".
+func TestMetricsVerifyFiles(t *testing.T) {
+	e := kmtest.S3(t)
+	e.SetAWSEnv(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	makeTree(t, src, 60)
+	ctx := context.Background()
+	if code, out, errs := runCLI(t, ctx, "files", "sync", "--src", src, "--dst", "s3://"+e.Bucket, "--endpoint-url", e.Endpoint,
+		"--checkpoint", filepath.Join(dir, "cp.db"), "-q"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errs)
+	}
+	writeFile(t, src, "late/new.json", []byte(`{"late":true}`))
+	r := startMetricsRun(t, "verify", "files", "--src", src, "--dst", "s3://"+e.Bucket, "--endpoint-url", e.Endpoint,
+		"--no-checkpoint", "--checksum", "-q")
+	end := r.finished(t)
+	want := map[string]float64{
+		"kwickmig_verify_files_checked_total":          61,
+		"kwickmig_verify_objects_listed_total":         60,
+		"kwickmig_verify_content_checked_total":        60,
+		"kwickmig_verify_differences_total":            1,
+		`kwickmig_verify_differences{kind="missing"}`:  1,
+		`kwickmig_verify_differences{kind="extra"}`:    0,
+		`kwickmig_verify_differences{kind="checksum"}`: 0,
+		"kwickmig_run_exit_code":                       ExitPartial,
+	}
+	for name, v := range want {
+		if got, ok := end[name]; !ok || got != v {
+			t.Errorf("at the end %s = %v (shown: %v), want %v", name, got, ok, v)
+		}
+	}
+	if end["kwickmig_s3_requests_in_flight"] != 0 {
+		t.Errorf("requests in flight after the end: %v", end["kwickmig_s3_requests_in_flight"])
+	}
+	r.stop(t)
+}

@@ -78,6 +78,19 @@ func (o *metricsOptions) filesSync(s *ksync.Syncer) *metrics.Outage {
 	})
 }
 
+// verifyKinds is verify files' differences by kind, every kind included
+// (0 when none was found), for kwickmig_verify_differences.
+func verifyKinds(counts map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(fileKindLabels))
+	for _, k := range fileKindLabels {
+		out[k.kind] = 0
+	}
+	for k, n := range counts {
+		out[k] = n
+	}
+	return out
+}
+
 // captureBacklog exposes the source's capture backlog, measured on a
 // connection of its own (opened at the first scrape, so a run nobody
 // scrapes costs the source nothing; closed with the server).

@@ -106,7 +106,7 @@ func (s *Server) VerifyFiles() *Verify {
 	}
 	v := &Verify{kinds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kwickmig_verify_differences",
-		Help: "Differences found by kind (missing, extra, size, checksum, content, changed, not-synced, deleted-since-sync, error), set when the run ends.",
+		Help: "Differences found by kind (missing, extra, size, checksum, content, changed_since_sync, not_yet_synced, deleted_since_sync, error), set when the run ends (every kind, 0 included).",
 	}, []string{"kind"})}
 	v.c.Store(&VerifyCounters{})
 	f := func(n int64) float64 { return float64(n) }

@@ -7,7 +7,7 @@
 //
 // Every metric is on the Server's own registry (not the global default),
 // with the Go runtime's and the process's collectors beside it. Names start
-// with kwickmig_; docs.go lists them all.
+// with kwickmig_ (the README lists them).
 package metrics
 
 import (
