@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type Server struct {
 	exitCode atomic.Int64
 	closers  []func()
 	finishes []func()
+	close    sync.Once
 }
 
 // Listen binds addr (HOST:PORT; ":PORT" is every interface) at once, so a
@@ -119,10 +121,15 @@ func (s *Server) Linger(ctx context.Context, d time.Duration) {
 }
 
 // Close stops serving: a scrape in progress gets a second to finish.
+// Closing twice is harmless.
 func (s *Server) Close() {
 	if s == nil {
 		return
 	}
+	s.close.Do(s.shutdown)
+}
+
+func (s *Server) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
