@@ -220,7 +220,7 @@ func TestMetricsThrottle(t *testing.T) {
 	defer proxy.Close()
 	dir := t.TempDir()
 	src, rep := filepath.Join(dir, "src"), filepath.Join(dir, "r.json")
-	makeTree(t, src, 100)
+	makeTree(t, src, 60)
 	r := startMetricsRun(t, "files", "sync", "--src", src, "--dst", "s3://"+e.Bucket, "--endpoint-url", proxy.URL,
 		"--checkpoint", filepath.Join(dir, "cp.db"), "--concurrency", "8", "--report", rep, "-q")
 	end := r.finished(t)
@@ -235,8 +235,8 @@ func TestMetricsThrottle(t *testing.T) {
 	if got <= 0 || got != float64(res.Throttles) || got != float64(proxy.SlowDowns.Load()) {
 		t.Errorf("kwickmig_s3_throttle_events_total = %v, want the report's %d and the proxy's %d (> 0)", got, res.Throttles, proxy.SlowDowns.Load())
 	}
-	if end["kwickmig_files_uploaded_total"] != 100 || end["kwickmig_files_failed_total"] != 0 {
-		t.Errorf("uploaded %v failed %v, want 100 and 0", end["kwickmig_files_uploaded_total"], end["kwickmig_files_failed_total"])
+	if end["kwickmig_files_uploaded_total"] != 60 || end["kwickmig_files_failed_total"] != 0 {
+		t.Errorf("uploaded %v failed %v, want 60 and 0", end["kwickmig_files_uploaded_total"], end["kwickmig_files_failed_total"])
 	}
 	r.stop(t)
 }
