@@ -33,8 +33,8 @@ vet: $(STATICCHECK)
 # verification, the store's transport, the fault proxy) run under the race
 # detector; the rest without it, which keeps `make test` short. One set of
 # servers serves both runs; a failure in either fails the target.
-RACE_PKGS  = ./internal/objstore/... ./internal/sync ./internal/verify ./internal/faultproxy
-OTHER_PKGS = $(shell $(GO) list ./... | grep -v -E '/internal/(objstore|sync|verify|faultproxy)(/|$$)')
+RACE_PKGS  = ./internal/objstore/... ./internal/sync ./internal/verify ./internal/faultproxy ./internal/metrics
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -E '/internal/(objstore|sync|verify|faultproxy|metrics)(/|$$)')
 
 test: vet build
 	$(TESTENV) -- sh -c '$(GO) test -count=1 -timeout 15m -race $(RACE_PKGS); race=$$?; \

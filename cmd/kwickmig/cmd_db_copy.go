@@ -39,6 +39,7 @@ type DBCopyOptions struct {
 	NoPrivileges    bool
 	Owners          bool
 	S3              s3Options // export/import to s3://
+	Metrics         metricsOptions
 }
 
 // AddFlags registers the flags a command of the given kind ("copy",
@@ -77,6 +78,7 @@ func (o *DBCopyOptions) AddFlags(cmd *cobra.Command, kind string) {
 	f.BoolVar(&o.DataOnly, "data-only", false, "copy only the data (the schema must exist on the target)")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file (default: db.db in the --state directory)")
 	f.StringVar(&o.Report, "report", "", "write the run's report as JSON to this file")
+	o.Metrics.AddFlags(f)
 	cmd.MarkFlagsMutuallyExclusive("schema-only", "data-only")
 }
 
@@ -87,21 +89,27 @@ func addDBCopyCommands(db *cobra.Command, g *globalOptions) {
 		Use:   "copy --source URL --target URL",
 		Short: "Copy the database to the target as of one consistent snapshot",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runDBCopy(cmd.Context(), copyOpts, g) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return copyOpts.Metrics.run(cmd.Context(), "db copy", func() error { return runDBCopy(cmd.Context(), copyOpts, g) })
+		},
 	}
 	copyOpts.AddFlags(copyCmd, "copy")
 	exportCmd := &cobra.Command{
 		Use:   "export --source URL --out DIR|s3://BUCKET/PREFIX",
 		Short: "Export the database as compressed COPY files and a manifest",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runDBExport(cmd.Context(), exportOpts, g) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return exportOpts.Metrics.run(cmd.Context(), "db export", func() error { return runDBExport(cmd.Context(), exportOpts, g) })
+		},
 	}
 	exportOpts.AddFlags(exportCmd, "export")
 	importCmd := &cobra.Command{
 		Use:   "import --target URL --in DIR|s3://BUCKET/PREFIX",
 		Short: "Import an export made by db export, checking every file's checksum",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runDBImport(cmd.Context(), importOpts, g) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return importOpts.Metrics.run(cmd.Context(), "db import", func() error { return runDBImport(cmd.Context(), importOpts, g) })
+		},
 	}
 	importOpts.AddFlags(importCmd, "import")
 	db.AddCommand(copyCmd, exportCmd, importCmd)
@@ -169,6 +177,11 @@ func (o DBCopyOptions) libOptions(g *globalOptions, kind string) (pgcopy.Options
 	} else {
 		// A progress line every 10 s, with total and ETA.
 		po.Meter = g.spinner(kind+" progress", 10)
+	}
+	if m := o.Metrics.srv.DBCopy(); m != nil { // --metrics-addr
+		po.Observer = m
+		o.Metrics.s3(po.S3.Pacer)
+		o.Metrics.captureBacklog(po.SourceURL)
 	}
 	return po, nil
 }

@@ -350,6 +350,7 @@ type DeltaOptions struct {
 	SkipSequences bool
 	LockTimeout   time.Duration
 	NoRefreshMV   bool
+	Metrics       metricsOptions
 }
 
 func newFinalDeltaCommand(g *globalOptions) *cobra.Command {
@@ -362,7 +363,9 @@ exactly the changes committed since the previous round, then sets every target
 sequence to the source's value. Run it as often as you like during the day to
 shrink the backlog, and once more after the application has stopped writing.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runFinalDelta(cmd.Context(), opts, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return opts.Metrics.run(cmd.Context(), "db final-delta", func() error { return runFinalDelta(cmd.Context(), opts, g) })
+		},
 	}
 	opts.addSource(cmd)
 	opts.addTarget(cmd)
@@ -373,6 +376,7 @@ shrink the backlog, and once more after the application has stopped writing.`,
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
 	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
+	opts.Metrics.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -382,7 +386,9 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 		Use:   "import-delta",
 		Short: "Apply batch files written by final-delta --out, in order, each exactly once",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runImportDelta(cmd.Context(), opts, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return opts.Metrics.run(cmd.Context(), "db import-delta", func() error { return runImportDelta(cmd.Context(), opts, g) })
+		},
 	}
 	opts.addTarget(cmd)
 	opts.addOutput(cmd)
@@ -391,6 +397,7 @@ func newImportDeltaCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 30*time.Second, "give up when a target lock is not granted within this time, naming the session that holds it")
 	cmd.Flags().BoolVar(&opts.NoRefreshMV, "no-refresh-matviews", false, "leave the target's materialized views as they are (default: refresh those over changed tables)")
 	opts.S3.AddFlags(cmd.Flags())
+	opts.Metrics.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -413,7 +420,9 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		return opts.finish(ctx, g, "db final-delta", started, nil, err)
 	}
 	defer deltaClose(src)
-	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger}
+	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger,
+		OnBatch: opts.Metrics.srv.DeltaRows(opts.Out != "")}
+	opts.Metrics.captureBacklog(opts.Source)
 	var res pgdelta.Result
 	if opts.Out != "" {
 		dst, derr := openBatchStore(ctx, opts.Out, &opts.S3)
@@ -455,7 +464,8 @@ func runImportDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) er
 		return opts.finish(ctx, g, "db import-delta", started, nil, err)
 	}
 	defer deltaClose(tgt)
-	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger})
+	res, err := pgdelta.Import(ctx, tgt, in, pgdelta.Options{SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger,
+		OnBatch: opts.Metrics.srv.DeltaRows(false)})
 	printDeltaResult(g, res, false)
 	return opts.finish(ctx, g, "db import-delta", started, res, err)
 }

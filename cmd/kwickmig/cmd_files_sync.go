@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/metrics"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
 	"github.com/kwick/kwickmig/internal/source"
@@ -40,6 +41,7 @@ type FilesSyncOptions struct {
 	OutageTimeout  time.Duration
 	MaxMemory      int64
 	S3             s3Options
+	Metrics        metricsOptions
 }
 
 func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
@@ -63,6 +65,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.OutageTimeout, "outage-timeout", 10*time.Minute, "how long the endpoint may stay unreachable (the run pauses and probes it) before the run stops with exit 1")
 	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
 	o.S3.AddFlags(f)
+	o.Metrics.AddFlags(f)
 }
 
 func newFilesSyncCommand(g *globalOptions) *cobra.Command {
@@ -71,7 +74,9 @@ func newFilesSyncCommand(g *globalOptions) *cobra.Command {
 		Use:   "sync --src DIR --dst s3://BUCKET[/PREFIX]",
 		Short: "Upload new and changed files to S3, resumably; run it again and again until cutover",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runFilesSync(cmd.Context(), o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.Metrics.run(cmd.Context(), "files sync", func() error { return runFilesSync(cmd.Context(), o, g) })
+		},
 	}
 	o.AddFlags(cmd)
 	return cmd
@@ -121,6 +126,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		return err
 	}
 	pacer := objstore.NewPacer(o.S3.MaxRPS)
+	o.Metrics.s3(pacer)
 	store, err := o.S3.open(ctx, o.Dst, o.Concurrency, o.Multipart, pacer)
 	if err != nil {
 		return err
@@ -160,12 +166,14 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	// The last sync's count is the total to expect (files come and go
 	// between runs; past it the line just counts).
 	spin.SetTotal(previousCount(cp, filesSyncTotal))
+	var outage *metrics.Outage // --metrics-addr, set below
 	syncer := ksync.New(store, cp, ksync.Options{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
 		OnOutage: func(since time.Time, down bool) {
+			outage.Set(down)
 			if down {
 				g.logger.Warn("endpoint unreachable: paused, probing it", "since", since.Format(time.RFC3339), "outage_timeout", o.OutageTimeout.String())
 			} else {
@@ -188,6 +196,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 			g.live.progress(c.Scanned, c.BytesUploaded, fmt.Sprintf("uploaded %d, unchanged %d, failed %d", c.Uploaded, c.Unchanged, c.Failed))
 		},
 	})
+	outage = o.Metrics.filesSync(syncer)
 	res, runErr := syncer.Run(ctx)
 	spin.Done()
 	res.Destination = o.Dst

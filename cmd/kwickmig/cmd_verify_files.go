@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/metrics"
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/report"
 	"github.com/kwick/kwickmig/internal/source"
@@ -36,6 +37,7 @@ type VerifyFilesOptions struct {
 	Include        []string
 	Exclude        []string
 	S3             s3Options
+	Metrics        metricsOptions
 
 	checkpointGiven bool // --checkpoint was on the command line
 }
@@ -58,6 +60,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (as files sync --include; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
 	o.S3.AddFlags(f)
+	o.Metrics.AddFlags(f)
 }
 
 func newVerifyFilesCommand(g *globalOptions) *cobra.Command {
@@ -68,7 +71,7 @@ func newVerifyFilesCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.checkpointGiven = cmd.Flags().Changed("checkpoint")
-			return runVerifyFiles(cmd.Context(), o, g)
+			return o.Metrics.run(cmd.Context(), "verify files", func() error { return runVerifyFiles(cmd.Context(), o, g) })
 		},
 	}
 	o.AddFlags(cmd)
@@ -110,7 +113,9 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err := o.validate(); err != nil {
 		return err
 	}
-	store, err := o.S3.open(ctx, o.Dst, max(o.Concurrency, o.Walkers), 0, objstore.NewPacer(o.S3.MaxRPS))
+	pacer := objstore.NewPacer(o.S3.MaxRPS)
+	o.Metrics.s3(pacer)
+	store, err := o.S3.open(ctx, o.Dst, max(o.Concurrency, o.Walkers), 0, pacer)
 	if err != nil {
 		return err
 	}
@@ -134,11 +139,13 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	// The files the last sync or verification saw: recorded with each run,
 	// so no count of the checkpoint is needed.
 	spin.SetTotal(previousCount(cp, verifyFilesTotal))
+	vm := o.Metrics.srv.VerifyFiles()
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
 		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
 		Progress: func(c verify.FilesCounters) {
+			vm.Progress(metrics.VerifyCounters{Files: c.Files, Objects: c.Objects, ContentChecked: c.ContentChecked, Differences: c.Differences})
 			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",
 				spin.Count(c.Files), c.Objects, c.ContentChecked, c.Differences),
 				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
@@ -146,6 +153,8 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		},
 	})
 	spin.Done()
+	vm.Progress(metrics.VerifyCounters{Files: res.FilesChecked, Objects: res.ObjectsListed, ContentChecked: res.ContentChecked, Differences: int64(len(res.Differences)) + res.Truncated})
+	vm.Kinds(verifyKinds(res.Counts))
 	res.Destination = o.Dst
 	if runErr == nil || res.Interrupted {
 		printVerifyFiles(g, res)

@@ -22,6 +22,7 @@ type Pacer struct {
 	observed rateMeter
 
 	throttles atomic.Int64
+	inFlight  atomic.Int64 // attempts sent and not yet answered (inflight.go)
 }
 
 // NewPacer returns a pacer capped at maxRPS requests per second (0: no cap).

@@ -85,6 +85,10 @@ type Options struct {
 	// and logs the progress lines instead of the plain ones.
 	Meter *report.Spinner
 
+	// Observer, if set, is told about the data phase as it goes
+	// (--metrics-addr); observer.go.
+	Observer Observer
+
 	// testHookAfterList runs after the table list is read and before the
 	// tables are locked (tests drop a table there).
 	testHookAfterList func()

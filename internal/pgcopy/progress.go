@@ -36,6 +36,7 @@ type progress struct {
 	wg      sync.WaitGroup
 	// onTableDone is called (under the lock) when a table's last part is in.
 	onTableDone func(*Table)
+	obs         Observer // may be nil
 }
 
 func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string, tables []*Table, meter *report.Spinner) *progress {
@@ -89,6 +90,9 @@ func newProgress(ctx context.Context, w io.Writer, log *slog.Logger, verb string
 // Write counts streamed bytes (the progress is an io.Writer for io.MultiWriter).
 func (pr *progress) Write(b []byte) (int, error) {
 	pr.bytes.Add(int64(len(b)))
+	if pr.obs != nil {
+		pr.obs.Streamed(int64(len(b)))
+	}
 	if pr.bar != nil {
 		_ = pr.bar.Add64(int64(len(b)))
 	}
@@ -141,6 +145,9 @@ func (pr *progress) partDone(p *Part, resumed bool) {
 	r.Bytes += p.state.Bytes
 	if resumed {
 		r.Resumed++
+	}
+	if pr.obs != nil {
+		pr.obs.PartLoaded(p.Table.Schema, p.Table.Name, max(p.state.Rows, 0), p.state.Bytes, resumed)
 	}
 	pr.left[p.Table]--
 	if pr.left[p.Table] > 0 {

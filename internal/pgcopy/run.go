@@ -151,6 +151,7 @@ func (pp *postPhase) run(ctx context.Context) (int, error) {
 // loads themselves, and the per-table totals in res.
 func loadAll(ctx context.Context, opts *Options, what string, tables []*Table, post *postPhase, res *Result, load func(*progress) error) error {
 	pr := newProgress(ctx, opts.Progress, opts.Logger, what, tables, opts.Meter)
+	pr.obs = opts.Observer
 	if post != nil {
 		post.startEarly(ctx, pr)
 	}

@@ -364,28 +364,14 @@ func CaptureStatus(ctx context.Context, source *pgx.Conn) (Status, error) {
 		return st, err
 	}
 	st.Drift, st.Uncaptured, st.NewPartitions = append(d.Problems, gone...), d.Uncaptured, fresh
-	last, round, err := lastDoneTick(ctx, source)
+	b, err := backlog(ctx, source)
 	if err != nil {
 		return st, err
 	}
-	st.LastRound = round
-	if last == "" {
-		st.SinceInstall = true
-		last = emptySnapshot
-	} else {
-		st.LastTick = last
-	}
-	var oldest *time.Time
-	err = source.QueryRow(ctx, `SELECT count(*), coalesce(sum(pg_column_size(l.*)), 0), min(l.logged_at)
-		FROM kwickmig.log l
-		WHERE l.txid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(l.txid, $1::pg_snapshot)`,
-		last).Scan(&st.Rows, &st.Bytes, &oldest)
-	if err != nil {
-		return st, fmt.Errorf("source: capture status: %w", err)
-	}
-	if oldest != nil {
-		st.Oldest = *oldest
-		st.OldestAge = time.Since(*oldest).Round(time.Second).String()
+	st.LastRound, st.LastTick, st.SinceInstall = b.LastRound, b.LastTick, b.SinceInstall
+	st.Rows, st.Bytes, st.Oldest = b.Rows, b.Bytes, b.Oldest
+	if !b.Oldest.IsZero() {
+		st.OldestAge = time.Since(b.Oldest).Round(time.Second).String()
 	}
 	return st, nil
 }

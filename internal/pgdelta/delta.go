@@ -26,6 +26,10 @@ type Options struct {
 	// (matviews.go).
 	NoRefreshMatviews bool
 	Logger            *slog.Logger
+	// OnBatch, if set, is told the changes of each batch once it is
+	// committed on the target (final-delta, import-delta) or written as a
+	// batch file (final-delta --out), for --metrics-addr.
+	OnBatch func(rows int)
 }
 
 func (o *Options) fill() {
@@ -340,6 +344,9 @@ func runRound(ctx context.Context, source, target *pgx.Conn, a *applier, r targe
 			return fmt.Errorf("round %d: %w", r.Round, err)
 		}
 		rr.Rows += int64(len(rows))
+		if opts.OnBatch != nil {
+			opts.OnBatch(len(rows))
+		}
 		if len(rows) > 0 {
 			r.LastLogID = rows[len(rows)-1].ID
 		}

@@ -111,6 +111,9 @@ func Export(ctx context.Context, source *pgx.Conn, st BatchStore, opts Options) 
 		m.Parts = append(m.Parts, p)
 		m.Rows += p.Rows
 		rr.Bytes += p.Bytes
+		if opts.OnBatch != nil {
+			opts.OnBatch(len(rows))
+		}
 		return nil
 	})
 	if err != nil {
@@ -305,6 +308,9 @@ func importRound(ctx context.Context, target *pgx.Conn, st BatchStore, m manifes
 		}
 		rr.Rows += int64(len(changes))
 		rr.Bytes += p.Bytes
+		if opts.OnBatch != nil {
+			opts.OnBatch(len(changes))
+		}
 	}
 	rr.Seconds = time.Since(start).Seconds()
 	opts.Logger.Info("round imported", "round", m.Round, "rows", rr.Rows, "seconds", fmt.Sprintf("%.2f", rr.Seconds))

@@ -132,7 +132,9 @@ func (f *fastPutter) put(ctx context.Context, key string, body io.ReadSeeker, si
 			r = io.LimitReader(body, size)
 		}
 		ab := &attemptBody{r: r}
+		f.pacer.Started()
 		etag, retry, throttle, err := f.once(ctx, escaped, ab, size, o, sum)
+		f.pacer.Finished()
 		ab.detach()
 		if err == nil {
 			f.pacer.Succeeded()

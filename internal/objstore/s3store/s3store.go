@@ -191,7 +191,9 @@ func pacerMiddleware(p *objstore.Pacer) func(*middleware.Stack) error {
 					// it taken for a timeout of the endpoint.
 					return middleware.FinalizeOutput{}, middleware.Metadata{}, &aws.RequestCanceledError{Err: err}
 				}
+				p.Started()
 				out, md, err := next.HandleFinalize(ctx, in)
+				p.Finished()
 				if err != nil {
 					if throttle.IsErrorThrottle(err) == aws.TrueTernary {
 						p.Throttled()
