@@ -420,8 +420,10 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		return opts.finish(ctx, g, "db final-delta", started, nil, err)
 	}
 	defer deltaClose(src)
+	prog := newDeltaProgress(ctx, g, src, opts.Metrics.srv.DeltaRows(opts.Out != ""))
+	defer prog.finish()
 	popts := pgdelta.Options{BatchRows: opts.BatchRows, SkipSequences: opts.SkipSequences, LockTimeout: opts.LockTimeout, NoRefreshMatviews: opts.NoRefreshMV, Logger: g.logger,
-		OnBatch: opts.Metrics.srv.DeltaRows(opts.Out != "")}
+		OnBatch: prog.onBatch}
 	opts.Metrics.captureBacklog(opts.Source)
 	var res pgdelta.Result
 	if opts.Out != "" {
@@ -438,6 +440,7 @@ func runFinalDelta(ctx context.Context, opts DeltaOptions, g *globalOptions) err
 		defer deltaClose(tgt)
 		res, err = pgdelta.FinalDelta(ctx, src, tgt, popts)
 	}
+	prog.finish()
 	printDeltaResult(g, res, opts.Out != "")
 	return opts.finish(ctx, g, "db final-delta", started, res, err)
 }

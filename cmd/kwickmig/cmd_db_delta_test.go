@@ -82,9 +82,15 @@ func TestDBFinalDeltaCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "backlog since install") || !strings.Contains(out, ": 44 rows") {
 		t.Fatalf("status: code %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp, "--report", report)
+	code, out, errs = runCLI(t, ctx, "db", "final-delta", "--source", e.SourceURL, "--target", e.TargetURL, "--checkpoint", cp, "--report", report,
+		"--batch-rows", "10")
 	if code != 0 || !strings.Contains(out, "round 1: applied 44 changes") {
 		t.Fatalf("final-delta: code %d\n%s%s", code, out, errs)
+	}
+	// The progress line knows the backlog the round started with: every
+	// 4th batch of 10 is logged against the 44 captured changes.
+	if !strings.Contains(errs, "total=44 progress=40/44") {
+		t.Fatalf("final-delta progress: want total=44 progress=40/44 in\n%s", errs)
 	}
 	if got, want := rowsOf(t, e.TargetURL), rowsOf(t, e.SourceURL); got != want {
 		t.Fatalf("target %s\nwant %s", got, want)
