@@ -304,11 +304,7 @@ func (r *Report) failures() {
 		if run.ExitCode == 0 {
 			continue
 		}
-		detail := run.Error
-		if detail == "" {
-			detail = run.Headline
-		}
-		r.OpenFailures = append(r.OpenFailures, Failure{Command: c, Finished: run.Finished, ExitCode: run.ExitCode, Detail: detail})
+		r.OpenFailures = append(r.OpenFailures, Failure{Command: c, Finished: run.Finished, ExitCode: run.ExitCode, Detail: runDetail(run)})
 	}
 }
 

@@ -2,6 +2,7 @@ package cutover
 
 import (
 	"fmt"
+	"strings"
 )
 
 // verdict decides go/no-go from the whole history (before it is trimmed).
@@ -50,7 +51,7 @@ func (r *Report) verdict() {
 			add("files synced at %s after the last verify files started (%s): run verify files again",
 				stamp(lastSync.Finished), stamp(lastVerifyFiles.Started))
 		case lastVerifyFiles.ExitCode != 0:
-			add("files: the last verify files (%s) %s: %s", stamp(lastVerifyFiles.Finished), outcome(lastVerifyFiles.ExitCode), lastVerifyFiles.Headline)
+			add("files: the last verify files (%s) %s: %s", stamp(lastVerifyFiles.Finished), outcome(lastVerifyFiles.ExitCode), runDetail(*lastVerifyFiles))
 		}
 	}
 	if dbSide {
@@ -61,7 +62,7 @@ func (r *Report) verdict() {
 			add("database changed by %s at %s after the last verify db started (%s): run verify db again",
 				lastChangeDB.Command, stamp(lastChangeDB.Finished), stamp(lastVerifyDB.Started))
 		case lastVerifyDB.ExitCode != 0:
-			add("database: the last verify db (%s) %s: %s", stamp(lastVerifyDB.Finished), outcome(lastVerifyDB.ExitCode), lastVerifyDB.Headline)
+			add("database: the last verify db (%s) %s: %s", stamp(lastVerifyDB.Finished), outcome(lastVerifyDB.ExitCode), runDetail(*lastVerifyDB))
 		}
 		if len(r.DB.Tables) > 0 && !r.DB.Complete {
 			add("database: the bulk copy (%s) is not complete: run db copy --resume", r.DB.Method)
@@ -85,4 +86,16 @@ func (r *Report) VerdictLine() string {
 		return "GO: every side verified after its last change, no open failures"
 	}
 	return fmt.Sprintf("NO-GO: %d reason(s)", len(r.NoGoReasons))
+}
+
+// runDetail says why a run did not succeed, for a reason or a failure line:
+// its error without the command's own "verify files: " prefix and the
+// terminal's "(listed above)" (the report lists nothing above), else its
+// headline.
+func runDetail(run Run) string {
+	if run.Error == "" {
+		return run.Headline
+	}
+	d := strings.TrimPrefix(run.Error, run.Command+": ")
+	return strings.TrimSuffix(d, " (listed above)")
 }

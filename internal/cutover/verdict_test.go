@@ -36,3 +36,21 @@ func TestVerdictReasons(t *testing.T) {
 		t.Errorf("page lacks the verdict")
 	}
 }
+
+// A failed verify's reason is its error as the report should show it: no
+// repeated command name, no "(listed above)" from the terminal.
+func TestRunDetail(t *testing.T) {
+	for _, c := range []struct {
+		run  Run
+		want string
+	}{
+		{Run{Command: "verify files", Error: "verify files: 1 file changed since the last sync (run files sync again) (listed above)", Headline: "error: …"},
+			"1 file changed since the last sync (run files sync again)"},
+		{Run{Command: "verify db", Error: "target: cannot connect to x (no answer within 10s)"}, "target: cannot connect to x (no answer within 10s)"},
+		{Run{Command: "verify db", Headline: "4 tables (1 differ)"}, "4 tables (1 differ)"},
+	} {
+		if got := runDetail(c.run); got != c.want {
+			t.Errorf("runDetail(%+v) = %q, want %q", c.run, got, c.want)
+		}
+	}
+}
