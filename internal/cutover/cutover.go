@@ -185,7 +185,11 @@ func runOf(rec checkpoint.RunRecord) Run {
 		run.Error = str(rec.Summary, "error")
 	}
 	if run.Error != "" {
-		run.Headline = "error: " + run.Error
+		// Exit 2 is "finished, with differences": its error line is the
+		// finding, not a failure to run.
+		if run.Headline = runDetail(run); run.ExitCode != 2 {
+			run.Headline = "error: " + run.Headline
+		}
 	}
 	return run
 }
