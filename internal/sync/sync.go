@@ -38,6 +38,9 @@ type Options struct {
 	FollowSymlinks bool
 	Include        []string // globs; a file must match one (if any are given)
 	Exclude        []string // globs; a matching file or directory is left out
+	// Shard, if active, limits the run to one part of the tree (--shard):
+	// nothing outside it is uploaded, counted or deleted.
+	Shard source.Shard
 	// BatchSize and FlushInterval bound the unflushed checkpoint batch.
 	BatchSize     int
 	FlushInterval time.Duration
