@@ -36,6 +36,7 @@ type VerifyFilesOptions struct {
 	Ranges         int
 	Include        []string
 	Exclude        []string
+	Shard          shardOption
 	S3             s3Options
 	Metrics        metricsOptions
 
@@ -59,6 +60,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Ranges, "list-ranges", 32, "split the tree into at least this many subtrees, each listed flat as one key range")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (as files sync --include; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
+	o.Shard.AddFlags(f)
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
 }
@@ -98,6 +100,9 @@ func (o *VerifyFilesOptions) validate() error {
 	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
+	if _, err := o.Shard.get(); err != nil {
+		return err
+	}
 	st, err := os.Stat(o.Src)
 	if err != nil {
 		return usageErrorf("--src %s: %v", o.Src, errors.Unwrap(err))
@@ -119,12 +124,16 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
+	shard, _ := o.Shard.get() // validated
 	cp, err := o.openCheckpoint()
 	if err != nil {
 		return err
 	}
 	if cp != nil {
 		defer cp.Close()
+		if err := bindShard(cp, shard, false); err != nil {
+			return err
+		}
 		if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), false, "use the sync's --checkpoint, or --no-checkpoint"); err != nil {
 			return err
 		}
@@ -143,7 +152,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
-		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
+		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude, Shard: shard},
 		Progress: func(c verify.FilesCounters) {
 			vm.Progress(metrics.VerifyCounters{Files: c.Files, Objects: c.Objects, ContentChecked: c.ContentChecked, Differences: c.Differences})
 			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",

@@ -128,6 +128,7 @@ type Failure struct {
 type Result struct {
 	Source            string    `json:"source"`
 	Destination       string    `json:"destination"`
+	Shard             string    `json:"shard,omitempty"` // K/N with --shard
 	DryRun            bool      `json:"dry_run"`
 	FilesScanned      int64     `json:"files_scanned"`
 	FilesUploaded     int64     `json:"files_uploaded"`
@@ -214,6 +215,7 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 	s.start = time.Now()
 	s.result.Source = s.opts.Src
 	s.result.DryRun = s.opts.DryRun
+	s.result.Shard = s.opts.Shard.String()
 	s.result.Failures = []Failure{}
 	s.result.MissingOnSource = []string{}
 	s.result.SkippedPaths = []Failure{}
