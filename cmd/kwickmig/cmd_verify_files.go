@@ -174,6 +174,9 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
 		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
 	}
+	if shard.Active() {
+		summary["shard"] = shard.String() // report: each shard verified after its sync
+	}
 	end := runEnd{command: "verify files", started: started, report: o.Report, cp: cp, result: res, summary: summary, noRecord: cp == nil}
 	return finishRun(ctx, g, end, verifyFilesOutcome(res, runErr, o.Report))
 }
