@@ -204,6 +204,9 @@ func TestFilesSyncShards(t *testing.T) {
 	if code != 0 || r.Files.Synced != len(files) || len(r.Checkpoints) != 4 {
 		t.Fatalf("report: exit %d, files_synced %d (want %d), checkpoints %v\n%s", code, r.Files.Synced, len(files), r.Checkpoints, text)
 	}
+	if !r.Go {
+		t.Fatalf("report after every shard synced and verified: NO-GO %q", r.NoGo)
+	}
 
 	// A shard's checkpoint refuses another shard and no shard.
 	cp1 := filepath.Join(state, "files-shard-1-of-4.db")
@@ -341,9 +344,41 @@ func TestFilesSyncShards(t *testing.T) {
 	if code != 0 || r.Files.Synced != len(files) {
 		t.Fatalf("final report: exit %d, files_synced %d, want %d\n%s", code, r.Files.Synced, len(files), text)
 	}
+	// The shards synced after their verifications: NO-GO until each is
+	// verified again.
+	if r.Go || !strings.Contains(strings.Join(r.NoGo, "\n"), "run verify files --shard") {
+		t.Fatalf("report after the shards synced again: go %v, reasons %q; want NO-GO naming verify files --shard", r.Go, r.NoGo)
+	}
 	phase("report")
 	checkBucket(t, e, files)
 	phase("bucket checked")
+
+	// Re-sharding 4 -> 2 without uploading again: each new shard rebuilds
+	// its checkpoint from the bucket (only its part), then syncs nothing.
+	state2 := filepath.Join(dir, "state2")
+	for k := 1; k <= 2; k++ {
+		shard := fmt.Sprintf("%d/2", k)
+		code, out, errOut := runCLI(t, context.Background(), "--state", state2, "files", "sync", "--src", src, "--dst", dst, "--endpoint-url", proxy.URL,
+			"--shard", shard, "--rebuild-checkpoint")
+		if code != 0 {
+			t.Fatalf("--rebuild-checkpoint --shard %s: exit %d\n%s%s", shard, code, out, errOut)
+		}
+		rep := filepath.Join(dir, fmt.Sprintf("re%d.json", k))
+		code, out, errOut = runCLI(t, context.Background(), "--state", state2, "files", "sync", "--src", src, "--dst", dst, "--endpoint-url", proxy.URL,
+			"--shard", shard, "--report", rep)
+		var rr syncReport
+		data, _ := os.ReadFile(rep)
+		_ = json.Unmarshal(data, &rr)
+		if code != 0 || rr.FilesUploaded != 0 || rr.FilesUnchanged == 0 {
+			t.Fatalf("files sync --shard %s after --rebuild-checkpoint: exit %d, uploaded %d, unchanged %d; want nothing uploaded\n%s%s",
+				shard, code, rr.FilesUploaded, rr.FilesUnchanged, out, errOut)
+		}
+	}
+	code, r, text = runReportJSON(t, "--state", state2)
+	if code != 0 || r.Files.Synced != len(files) {
+		t.Fatalf("report on the 2 rebuilt shards: exit %d, files_synced %d, want %d\n%s", code, r.Files.Synced, len(files), text)
+	}
+	phase("re-sharded 4 -> 2")
 }
 
 func countPuts(m map[string]int) int {

@@ -1,8 +1,12 @@
 package source
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -143,5 +147,63 @@ func TestParseShard(t *testing.T) {
 		if _, err := ParseShard("auto/4", getenv, vars...); err == nil || !strings.Contains(err.Error(), "JOB_COMPLETION_INDEX") {
 			t.Errorf("index %q: %v", bad, err)
 		}
+	}
+}
+
+// TestShardWalk: a walk with the shard's filter never reads another
+// shard's day directory, and finds exactly the shard's files.
+func TestShardWalk(t *testing.T) {
+	root := t.TempDir()
+	paths := append(receiptPaths(600), flatPaths("flat", 100)...)
+	paths = append(paths, "top.txt", "store-001/2025/01/01/sub/deep.json")
+	for _, p := range paths {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for k := 1; k <= 3; k++ {
+		s := Shard{K: k, N: 3}
+		var mu sync.Mutex
+		var found []string
+		w := &Walker{Root: root, Walkers: 4, Skip: Filter{Shard: s}.Skip}
+		err := w.Walk(context.Background(), func(d *Dir) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if d.Rel != "" && !s.Owns(d.Rel, true) {
+				t.Errorf("shard %v read %s, a directory of shard %d", s, d.Rel, Of(d.Rel, true, 3))
+			}
+			for _, e := range d.Entries {
+				if e.Kind == KindFile {
+					found = append(found, Join(d.Rel, e.Name))
+				}
+			}
+			return nil
+		}, func(rel string, err error) error { return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, p := range paths {
+			if Of(p, false, 3) == k {
+				want++
+			}
+		}
+		for _, f := range found {
+			if Of(f, false, 3) != k {
+				t.Errorf("shard %v found %s, a file of shard %d", s, f, Of(f, false, 3))
+			}
+		}
+		if len(found) != want {
+			t.Errorf("shard %v found %d files, want %d", s, len(found), want)
+		}
+		total += len(found)
+	}
+	if total != len(paths) {
+		t.Errorf("the 3 shards found %d files in all, want %d", total, len(paths))
 	}
 }
