@@ -177,8 +177,9 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	syncer := ksync.New(store, cp, ksync.Options{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
-		Include: o.Include, Exclude: o.Exclude, Shard: shard, Pacer: pacer,
+		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
+		Shard: shard,
 		OnOutage: func(since time.Time, down bool) {
 			outage.Set(down)
 			if down {
