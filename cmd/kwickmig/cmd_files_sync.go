@@ -65,9 +65,9 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.AcceptChange, "accept-source-change", false, "adopt a source root that is another filesystem, mount or directory than the checkpoint recorded, or is empty (default: refuse, exit 1)")
 	f.DurationVar(&o.OutageTimeout, "outage-timeout", 10*time.Minute, "how long the endpoint may stay unreachable (the run pauses and probes it) before the run stops with exit 1")
 	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
-	o.Shard.AddFlags(f)
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
+	o.Shard.AddFlags(f)
 }
 
 func newFilesSyncCommand(g *globalOptions) *cobra.Command {

@@ -60,9 +60,9 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Ranges, "list-ranges", 32, "split the tree into at least this many subtrees, each listed flat as one key range")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (as files sync --include; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
-	o.Shard.AddFlags(f)
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
+	o.Shard.AddFlags(f)
 }
 
 func newVerifyFilesCommand(g *globalOptions) *cobra.Command {

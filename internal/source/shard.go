@@ -76,9 +76,9 @@ func ParseShard(spec string, getenv func(string) string, autoEnv ...string) (Sha
 // Active reports whether the shard is a proper part of the tree.
 func (s Shard) Active() bool { return s.N > 1 }
 
-// String is "K/N" ("" for the whole tree).
+// String is "K/N" ("" for the whole tree, 1/1 included).
 func (s Shard) String() string {
-	if s.N == 0 {
+	if !s.Active() {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d", s.K, s.N)
