@@ -45,6 +45,10 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 		return fmt.Errorf("checkpoint %s already records %d files: --rebuild-checkpoint only fills a new checkpoint; "+
 			"move this one aside (mv %s %s.old) and run again, or just run files sync if it is intact", o.Checkpoint, n, o.Checkpoint, o.Checkpoint)
 	}
+	shard, _ := o.Shard.get() // validated
+	if err := bindShard(cp, shard, true); err != nil {
+		return err
+	}
 	if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), true, "use another --checkpoint file"); err != nil {
 		return err
 	}
@@ -52,7 +56,7 @@ func runRebuildCheckpoint(ctx context.Context, o *FilesSyncOptions, g *globalOpt
 	spin := g.spinner("files rebuild-checkpoint", 5)
 	res, runErr := ksync.Rebuild(ctx, store, cp, ksync.RebuildOptions{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, FollowSymlinks: o.FollowSymlinks,
-		Checksum: o.Checksum, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
+		Checksum: o.Checksum, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude, Shard: shard},
 		Progress: func(c ksync.RebuildCounters) {
 			spin.Update(c.Listed, fmt.Sprintf("objects listed %d  recorded %d  not matching %d  errors %d",
 				c.Listed, c.Recorded, c.NotMatching, c.Errors),

@@ -40,6 +40,7 @@ type FilesSyncOptions struct {
 	AcceptChange   bool
 	OutageTimeout  time.Duration
 	MaxMemory      int64
+	Shard          shardOption
 	S3             s3Options
 	Metrics        metricsOptions
 }
@@ -66,6 +67,7 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.Var(newSizeFlag(&o.MaxMemory, ksync.DefaultMaxMemory, 1<<20), "max-memory", "bytes buffered for uploads, whatever --concurrency is (e.g. 256MiB, 1GiB); larger files stream from disk")
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
+	o.Shard.AddFlags(f)
 }
 
 func newFilesSyncCommand(g *globalOptions) *cobra.Command {
@@ -114,7 +116,8 @@ func (o *FilesSyncOptions) validate() error {
 	if o.OutageTimeout <= 0 {
 		return usageErrorf("--outage-timeout %s: want a positive duration like 10m", o.OutageTimeout)
 	}
-	return nil
+	_, err = o.Shard.get()
+	return err
 }
 
 func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) error {
@@ -132,6 +135,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		return err
 	}
 	identity := filesIdentity(o.Src, o.Dst, o.S3.EndpointURL)
+	shard, _ := o.Shard.get() // validated
 
 	var cp *checkpoint.DB
 	if o.DryRun {
@@ -146,6 +150,9 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	}
 	if cp != nil {
 		defer cp.Close()
+		if err := bindShard(cp, shard, !o.DryRun); err != nil {
+			return err
+		}
 		if err := bindFiles(cp, identity, !o.DryRun, "use another --checkpoint file"); err != nil {
 			return err
 		}
@@ -172,6 +179,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
+		Shard: shard,
 		OnOutage: func(since time.Time, down bool) {
 			outage.Set(down)
 			if down {
@@ -208,6 +216,9 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 		"files_unchanged": res.FilesUnchanged, "files_deleted": res.FilesDeleted,
 		"files_failed": res.FilesFailed, "bytes_uploaded": res.BytesUploaded,
 		"duration_seconds": res.DurationSeconds, "destination": o.Dst,
+	}
+	if shard.Active() {
+		summary["shard"] = shard.String()
 	}
 	if runErr == nil && res.FilesFailed > 0 {
 		runErr = &partialError{msg: fmt.Sprintf("%d file(s) failed (listed above%s)", res.FilesFailed, reportHint(o.Report))}
@@ -278,6 +289,9 @@ func printFilesSyncSummary(g *globalOptions, r *ksync.Result) {
 	}
 	if r.Interrupted {
 		title += " (interrupted)"
+	}
+	if r.Shard != "" {
+		title += " shard " + r.Shard
 	}
 	fmt.Fprintf(w, "%s: %s -> %s\n", title, r.Source, r.Destination)
 	rate := float64(r.FilesUploaded) / max(r.DurationSeconds, 0.001)

@@ -36,6 +36,7 @@ type VerifyFilesOptions struct {
 	Ranges         int
 	Include        []string
 	Exclude        []string
+	Shard          shardOption
 	S3             s3Options
 	Metrics        metricsOptions
 
@@ -61,6 +62,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
+	o.Shard.AddFlags(f)
 }
 
 func newVerifyFilesCommand(g *globalOptions) *cobra.Command {
@@ -98,6 +100,9 @@ func (o *VerifyFilesOptions) validate() error {
 	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
+	if _, err := o.Shard.get(); err != nil {
+		return err
+	}
 	st, err := os.Stat(o.Src)
 	if err != nil {
 		return usageErrorf("--src %s: %v", o.Src, errors.Unwrap(err))
@@ -119,12 +124,16 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
+	shard, _ := o.Shard.get() // validated
 	cp, err := o.openCheckpoint()
 	if err != nil {
 		return err
 	}
 	if cp != nil {
 		defer cp.Close()
+		if err := bindShard(cp, shard, false); err != nil {
+			return err
+		}
 		if err := bindFiles(cp, filesIdentity(o.Src, o.Dst, o.S3.EndpointURL), false, "use the sync's --checkpoint, or --no-checkpoint"); err != nil {
 			return err
 		}
@@ -143,7 +152,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
-		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
+		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude, Shard: shard},
 		Progress: func(c verify.FilesCounters) {
 			vm.Progress(metrics.VerifyCounters{Files: c.Files, Objects: c.Objects, ContentChecked: c.ContentChecked, Differences: c.Differences})
 			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",
@@ -164,6 +173,9 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 		"files_checked": res.FilesChecked, "objects_listed": res.ObjectsListed, "matched": res.Matched,
 		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
 		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
+	}
+	if shard.Active() {
+		summary["shard"] = shard.String() // report: each shard verified after its sync
 	}
 	end := runEnd{command: "verify files", started: started, report: o.Report, cp: cp, result: res, summary: summary, noRecord: cp == nil}
 	return finishRun(ctx, g, end, verifyFilesOutcome(res, runErr, o.Report))

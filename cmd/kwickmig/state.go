@@ -98,7 +98,14 @@ func (g *globalOptions) resolveState(cmd *cobra.Command) error {
 	if kind == "" { // report: reads the directory itself
 		return nil
 	}
-	if err := cpFlag.Value.Set(g.stateFile(kind)); err != nil { // Value.Set: the flag stays "not given"
+	file, err := shardStateFile(cmd, g.StateDir) // --shard K/N: files-shard-K-of-N.db
+	if err != nil {
+		return err
+	}
+	if file == "" {
+		file = g.stateFile(kind)
+	}
+	if err := cpFlag.Value.Set(file); err != nil { // Value.Set: the flag stays "not given"
 		return err
 	}
 	if writesState(cmd) {

@@ -54,6 +54,9 @@ func (r *Report) verdict() {
 			add("files: the last verify files (%s) %s: %s", stamp(lastVerifyFiles.Finished), outcome(lastVerifyFiles.ExitCode), runDetail(*lastVerifyFiles))
 		}
 	}
+	if filesSide {
+		shardReasons(r.Runs, lastVerifyFiles, add) // files sync --shard: each shard verified (shards.go)
+	}
 	if dbSide {
 		switch {
 		case lastVerifyDB == nil:

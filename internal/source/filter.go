@@ -11,6 +11,9 @@ import (
 type Filter struct {
 	Include []string // globs; a file must match one (if any are given)
 	Exclude []string // globs; a matching file or directory is left out
+	// Shard, if active, leaves out every path of the other shards (and the
+	// directories that can only hold theirs: the walk never reads them).
+	Shard Shard
 }
 
 // Validate checks the patterns up front, naming the flag of a bad one.
@@ -26,12 +29,17 @@ func (f Filter) Validate() error {
 }
 
 // Empty reports whether the filter leaves nothing out.
-func (f Filter) Empty() bool { return len(f.Include) == 0 && len(f.Exclude) == 0 }
+func (f Filter) Empty() bool {
+	return len(f.Include) == 0 && len(f.Exclude) == 0 && !f.Shard.Active()
+}
 
 // Skip reports whether the filter leaves rel out, as Walker.Skip wants it.
 // Excludes match files and directories (by full relative path or by base
 // name); includes only select files.
 func (f Filter) Skip(rel string, isDir bool) bool {
+	if !f.Shard.Owns(rel, isDir) {
+		return true
+	}
 	for _, g := range f.Exclude {
 		if globMatch(g, rel) {
 			return true

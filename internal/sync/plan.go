@@ -27,10 +27,10 @@ func (s *Syncer) walk(ctx context.Context, jobs chan<- job) error {
 	})
 }
 
-// filtered reports whether --include/--exclude leave rel out (the rules
-// are source.Filter's, shared with verify files).
+// filtered reports whether --include/--exclude or --shard leave rel out
+// (the rules are source.Filter's, shared with verify files).
 func (s *Syncer) filtered(rel string, isDir bool) bool {
-	return source.Filter{Include: s.opts.Include, Exclude: s.opts.Exclude}.Skip(rel, isDir)
+	return source.Filter{Include: s.opts.Include, Exclude: s.opts.Exclude, Shard: s.opts.Shard}.Skip(rel, isDir)
 }
 
 // plan merges one directory listing (sorted) with the recorded children of

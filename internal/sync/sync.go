@@ -38,6 +38,9 @@ type Options struct {
 	FollowSymlinks bool
 	Include        []string // globs; a file must match one (if any are given)
 	Exclude        []string // globs; a matching file or directory is left out
+	// Shard, if active, limits the run to one part of the tree (--shard):
+	// nothing outside it is uploaded, counted or deleted.
+	Shard source.Shard
 	// BatchSize and FlushInterval bound the unflushed checkpoint batch.
 	BatchSize     int
 	FlushInterval time.Duration
@@ -125,6 +128,7 @@ type Failure struct {
 type Result struct {
 	Source            string    `json:"source"`
 	Destination       string    `json:"destination"`
+	Shard             string    `json:"shard,omitempty"` // K/N with --shard
 	DryRun            bool      `json:"dry_run"`
 	FilesScanned      int64     `json:"files_scanned"`
 	FilesUploaded     int64     `json:"files_uploaded"`
@@ -211,6 +215,7 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 	s.start = time.Now()
 	s.result.Source = s.opts.Src
 	s.result.DryRun = s.opts.DryRun
+	s.result.Shard = s.opts.Shard.String()
 	s.result.Failures = []Failure{}
 	s.result.MissingOnSource = []string{}
 	s.result.SkippedPaths = []Failure{}
