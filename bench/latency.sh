@@ -10,7 +10,7 @@
 # Run it through `BENCH_ONLY=latency make bench`. Knobs (environment):
 #   BENCH_LATENCY_FILES=20000        files in the tree
 #   BENCH_LATENCY_RTTS="0 10 30 60"  round trips to add, in ms
-#   BENCH_LATENCY_TUNED="128 256 512 1024"  kwickmig --fixed-concurrency values tried
+#   BENCH_LATENCY_TUNED="64 128 256 512 1024"  kwickmig --fixed-concurrency values tried
 #   BENCH_LATENCY_TOOLS="kwickmig tuned rclone s5cmd aws"
 #   BENCH_KWICKMIG=bin/kwickmig, BENCH_INSTALL=1, BENCH_OUT=bench/out, BENCH_SEED=1 as in files.sh
 set -euo pipefail
@@ -23,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 N=${BENCH_LATENCY_FILES:-20000}
 RTTS=${BENCH_LATENCY_RTTS:-0 10 30 60}
-TUNED=${BENCH_LATENCY_TUNED:-128 256 512 1024}
+TUNED=${BENCH_LATENCY_TUNED:-64 128 256 512 1024}
 TOOLS=${BENCH_LATENCY_TOOLS:-kwickmig tuned rclone s5cmd aws}
 SEED=${BENCH_SEED:-1}
 KWICKMIG=${BENCH_KWICKMIG:-bin/kwickmig}
