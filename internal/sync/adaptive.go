@@ -156,23 +156,22 @@ type limiter struct {
 }
 
 // newLimiter returns a limiter between a floor and cap; fixed keeps it at
-// cap. It stops blocking once ctx ends.
-func newLimiter(ctx context.Context, cap int, fixed bool, throttles func() int64, notify func(int, string)) *limiter {
+// cap. Run wakes its waiters when the run ends (wake).
+func newLimiter(cap int, fixed bool, throttles func() int64, notify func(int, string)) *limiter {
 	start := startLimit
 	if fixed {
 		start = cap
 	}
 	l := &limiter{ctl: newController(start, cap), fixed: fixed, now: time.Now, notify: notify, throttles: throttles}
 	l.cond = gosync.NewCond(&l.mu)
-	if throttles != nil {
-		l.seenThrottles = throttles()
-	}
-	context.AfterFunc(ctx, func() {
-		l.mu.Lock()
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	})
 	return l
+}
+
+// wake makes waiting acquires look at their context again.
+func (l *limiter) wake() {
+	l.mu.Lock()
+	l.cond.Broadcast()
+	l.mu.Unlock()
 }
 
 // acquire waits for a slot; it fails only when ctx ends.
@@ -189,6 +188,9 @@ func (l *limiter) acquire(ctx context.Context) error {
 	}
 	if l.start.IsZero() {
 		l.start = l.now() // the first window starts with the first upload
+		if l.throttles != nil {
+			l.seenThrottles = l.throttles() // throttles before the run are not this run's
+		}
 	}
 	l.inflight++
 	return nil
@@ -257,4 +259,10 @@ func (l *limiter) inFlight() (n, limit int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.inflight, l.ctl.limit
+}
+
+// InFlight returns the uploads in flight and the current limit on them
+// (for progress lines and gauges).
+func (s *Syncer) InFlight() (n, limit int) {
+	return s.lim.inFlight()
 }

@@ -203,7 +203,13 @@ type Syncer struct {
 // for a dry run without an existing checkpoint (then everything is new).
 func New(store objstore.Store, cp *checkpoint.DB, opts Options) *Syncer {
 	opts.fill()
-	return &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory)}
+	s := &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory),
+		lim: newLimiter(opts.Concurrency, opts.FixedConcurrency, opts.Pacer.Throttles, opts.OnConcurrency)}
+	s.result.Concurrency = Concurrency{Mode: "adaptive", Cap: opts.Concurrency, Start: s.lim.ctl.limit}
+	if opts.FixedConcurrency {
+		s.result.Concurrency.Mode = "fixed"
+	}
+	return s
 }
 
 // job is one unit of uploader work.
@@ -251,11 +257,7 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 		probe = s.store.Check
 	}
 	s.gate = newOutageGate(probe, s.opts.OutageTimeout, stop, s.opts.OnOutage)
-	s.lim = newLimiter(runCtx, s.opts.Concurrency, s.opts.FixedConcurrency, s.opts.Pacer.Throttles, s.opts.OnConcurrency)
-	s.result.Concurrency = Concurrency{Mode: "adaptive", Cap: s.opts.Concurrency, Start: s.lim.ctl.limit}
-	if s.opts.FixedConcurrency {
-		s.result.Concurrency.Mode = "fixed"
-	}
+	defer context.AfterFunc(runCtx, s.lim.wake)()
 
 	records := make(chan done, s.opts.Concurrency*4)
 	recErr := make(chan error, 1)
@@ -402,9 +404,7 @@ func (s *Syncer) finish() *Result {
 	if s.gate != nil {
 		r.Outages = s.gate.outages()
 	}
-	if s.lim != nil {
-		r.Concurrency.Final, r.Concurrency.Max, r.Concurrency.Backoffs = s.lim.stats()
-	}
+	r.Concurrency.Final, r.Concurrency.Max, r.Concurrency.Backoffs = s.lim.stats()
 	return r
 }
 
