@@ -2,7 +2,7 @@
 # Latency sweep: the same receipt tree uploaded to versitygw through a TCP
 # delay proxy (bench/delayproxy, half the round trip added each way) at
 # several round trips, by kwickmig with its defaults (adaptive concurrency),
-# kwickmig pinned at hand-tuned --concurrency values (--fixed-concurrency),
+# kwickmig pinned at hand-tuned --concurrency values (--adaptive=false),
 # rclone (fastest flags, --transfers 256), s5cmd v2.3.0 sync and aws s3 sync,
 # each into a fresh bucket; then a no-change re-run of each. Printed as
 # ratios side by side (bench/latreport). See bench/README.md.
@@ -10,7 +10,7 @@
 # Run it through `BENCH_ONLY=latency make bench`. Knobs (environment):
 #   BENCH_LATENCY_FILES=20000        files in the tree
 #   BENCH_LATENCY_RTTS="0 10 30 60"  round trips to add, in ms
-#   BENCH_LATENCY_TUNED="64 128 256 512 1024"  kwickmig --fixed-concurrency values tried
+#   BENCH_LATENCY_TUNED="64 128 256 512 1024"  kwickmig --adaptive=false values tried
 #   BENCH_LATENCY_TOOLS="kwickmig tuned rclone s5cmd aws"
 #   BENCH_KWICKMIG=bin/kwickmig, BENCH_INSTALL=1, BENCH_OUT=bench/out, BENCH_SEED=1 as in files.sh
 set -euo pipefail
@@ -234,7 +234,7 @@ for rtt in $RTTS; do
 		"$BIN/mkbucket" "$b"
 		flags=()
 		tool=$t
-		if [[ $t == kwickmig-c* ]]; then flags=(--concurrency "${t#kwickmig-c}" --fixed-concurrency); fi
+		if [[ $t == kwickmig-c* ]]; then flags=(--concurrency "${t#kwickmig-c}" --adaptive=false); fi
 		run "$tool" "initial@$rtt" "$b" "$ep" "${flags[@]}"
 		# The no-change re-run: defaults and peers only (a pinned
 		# concurrency changes nothing for it).

@@ -139,7 +139,7 @@ func report(w io.Writer, runs map[string]map[string]record, reports string) {
 	}
 
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Pinned kwickmig runs (--concurrency N --fixed-concurrency), initial upload, wall seconds")
+	fmt.Fprintln(w, "Pinned kwickmig runs (--concurrency N --adaptive=false), initial upload, wall seconds")
 	fmt.Fprintln(w)
 	var tuned []int
 	seen := map[int]bool{}
