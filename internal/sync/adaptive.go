@@ -20,9 +20,9 @@ import (
 //     less than 5% is undone.
 //   - Then probe: every other window the limit tries 1/8 more and keeps it
 //     only if the throughput rose by 5%; otherwise it goes back.
-//   - Rising latency: a window whose mean latency is over twice the lowest
-//     seen (queueing at the endpoint, or in the pacer, or for memory from
-//     the budget) without a throughput gain gives back 1/8. By Little's law
+//   - Rising latency: outside a probe, a window whose mean latency is over
+//     twice the lowest seen (queueing at the endpoint, or in the pacer, or
+//     for memory from the budget) gives back 1/8. By Little's law
 //     L = throughput × latency, so at twice the unloaded latency at least half
 //     the uploads in flight are waiting in some queue, not adding throughput.
 //   - Throttling (503 SlowDown, 429: the pacer counts them) halves the limit
@@ -247,7 +247,7 @@ func (l *limiter) set(n int, why string) {
 	}
 }
 
-// stats returns the current, highest and start limits and the halvings.
+// stats returns the current and highest limits and the halvings.
 func (l *limiter) stats() (cur, high, backoffs int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -35,7 +35,8 @@ type Options struct {
 	// of finding the number (adaptive.go).
 	FixedConcurrency bool
 	// OnConcurrency, if set, is told every change of the adaptive limit
-	// and why ("window", "throttled"), for the debug log.
+	// and why ("window", "throttled"), for the debug log. It runs under the
+	// limiter's lock: it must not block.
 	OnConcurrency  func(limit int, why string)
 	MaxMemory      int64 // bytes buffered for uploads, whatever Concurrency is (default DefaultMaxMemory)
 	Walkers        int   // directories read concurrently (default 32)
