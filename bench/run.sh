@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db|verify   run just one of them
+#   BENCH_ONLY=files|db|verify|latency   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +56,13 @@ if [[ -z $only || $only == verify ]]; then
 	if [[ -f bench/verify.sh ]]; then
 		step bash bench/verify.sh
 	fi
+fi
+
+# --- latency sweep -----------------------------------------------------------------
+# bench/latency.sh: files sync through a TCP delay proxy at 0/10/30/60 ms RTT
+# against rclone, s5cmd and aws s3 sync.
+if [[ -z $only || $only == latency ]]; then
+	step bash bench/latency.sh
 fi
 
 exit "$status"

@@ -27,6 +27,7 @@ type FilesSyncOptions struct {
 	Dst            string
 	Checkpoint     string
 	Concurrency    int
+	Adaptive       bool
 	Walkers        int
 	DryRun         bool
 	Delete         bool
@@ -50,7 +51,8 @@ func (o *FilesSyncOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Src, "src", "", "source directory (e.g. the NFS mount)")
 	f.StringVar(&o.Dst, "dst", "", "destination s3://BUCKET[/PREFIX]")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint file, created with mode 0600 (default: files.db in the --state directory)")
-	f.IntVar(&o.Concurrency, "concurrency", 64, "uploads in flight")
+	f.IntVar(&o.Concurrency, "concurrency", ksync.DefaultConcurrency, "most uploads in flight: the run finds how many pay, from 64 up to this (see --adaptive)")
+	f.BoolVar(&o.Adaptive, "adaptive", true, "grow the uploads in flight while throughput grows, back off on throttling and rising latency; --adaptive=false runs exactly --concurrency")
 	f.IntVar(&o.Walkers, "walkers", 32, "directories read concurrently (size for NFS latency, not cores)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print what would be uploaded or deleted; change nothing (checkpoint included)")
 	f.BoolVar(&o.Delete, "delete", false, "delete objects whose source files are gone (and their records)")
@@ -177,6 +179,7 @@ func runFilesSync(ctx context.Context, o *FilesSyncOptions, g *globalOptions) er
 	syncer := ksync.New(store, cp, ksync.Options{
 		Src: o.Src, Prefix: store.Prefix(), Concurrency: o.Concurrency, Walkers: o.Walkers, MaxMemory: o.MaxMemory,
 		DryRun: o.DryRun, Delete: o.Delete, Checksum: o.Checksum, FollowSymlinks: o.FollowSymlinks,
+		FixedConcurrency: !o.Adaptive, OnConcurrency: func(limit int, why string) { g.logger.Debug("uploads in flight", "limit", limit, "why", why) },
 		Include: o.Include, Exclude: o.Exclude, Pacer: pacer,
 		MaxDelete: limit, AcceptSourceChange: o.AcceptChange, OutageTimeout: o.OutageTimeout,
 		Shard: shard,

@@ -86,9 +86,11 @@ func (p *Pacer) Throttled() {
 }
 
 // Succeeded records a successful request: a second after the last cut the
-// rate grows by 1% per success (so it recovers within seconds when the
-// throttling stops), and the limit is lifted entirely once it passes the cap
-// (or, without a cap, once it is well above what is being achieved).
+// rate grows by 1% per success, and by at least one request/s per success
+// (so it recovers within seconds when the throttling stops: at a low rate,
+// 1% per success would take minutes to climb back from a few requests/s),
+// and the limit is lifted entirely once it passes the cap (or, without a
+// cap, once it is well above what is being achieved).
 func (p *Pacer) Succeeded() {
 	if p == nil {
 		return
@@ -98,7 +100,7 @@ func (p *Pacer) Succeeded() {
 	if p.rate <= 0 || time.Since(p.lastCut) < time.Second {
 		return
 	}
-	p.rate *= 1.01
+	p.rate = max(p.rate*1.01, p.rate+1)
 	if p.max > 0 && p.rate >= p.max {
 		p.rate = p.max
 	} else if p.max == 0 && p.rate > 2*p.observed.rate()+10 {

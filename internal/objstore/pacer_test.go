@@ -65,3 +65,24 @@ func TestPacerWaitCancelled(t *testing.T) {
 		t.Fatal("Wait returned nil after its context expired")
 	}
 }
+
+// TestPacerRecoversFromLowRate: a run of throttles cut the rate to a few
+// requests/s; once they stop, the rate must be back near 100/s within the
+// successes of a few seconds at the growing rate, not after minutes of 1%
+// steps (from 2/s: 1% per success is ~70 s to double).
+func TestPacerRecoversFromLowRate(t *testing.T) {
+	p := NewPacer(0)
+	p.mu.Lock()
+	p.rate, p.lastCut = 2, time.Now().Add(-2*time.Second)
+	p.mu.Unlock()
+	// Successes in one simulated second come at the rate of that second.
+	secs := 0
+	for ; secs < 30 && p.Rate() != 0 && p.Rate() < 100; secs++ {
+		for range int(p.Rate()) {
+			p.Succeeded()
+		}
+	}
+	if secs > 8 {
+		t.Fatalf("the rate took %d seconds' worth of successes to climb from 2/s to 100/s (now %.0f)", secs, p.Rate())
+	}
+}

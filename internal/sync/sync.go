@@ -2,7 +2,8 @@
 //
 //	walker (source.Walker, parallel, one sorted directory at a time)
 //	  → planner (merges each directory with its checkpoint records)
-//	  → uploader pool (bounded channel, Options.Concurrency workers)
+//	  → uploader pool (bounded channel, Options.Concurrency workers, of
+//	    which an adaptive limit (adaptive.go) lets as many upload as pays)
 //	  → recorder (one goroutine, batched checkpoint commits)
 //
 // Nothing is recorded before the store confirmed the upload; a crash at any
@@ -27,11 +28,18 @@ import (
 
 // Options configure one sync run. Zero values get defaults in fill().
 type Options struct {
-	Src            string
-	Prefix         string // the store's key prefix ("" or ending in "/"): the store adds it, sync counts it in the 1024-byte key limit
-	Concurrency    int    // uploads in flight (default 64)
-	MaxMemory      int64  // bytes buffered for uploads, whatever Concurrency is (default DefaultMaxMemory)
-	Walkers        int    // directories read concurrently (default 32)
+	Src         string
+	Prefix      string // the store's key prefix ("" or ending in "/"): the store adds it, sync counts it in the 1024-byte key limit
+	Concurrency int    // the cap on uploads in flight (default DefaultConcurrency)
+	// FixedConcurrency runs exactly Concurrency uploads in flight instead
+	// of finding the number (adaptive.go).
+	FixedConcurrency bool
+	// OnConcurrency, if set, is told every change of the adaptive limit
+	// and why ("window", "throttled"), for the debug log. It runs under the
+	// limiter's lock: it must not block.
+	OnConcurrency  func(limit int, why string)
+	MaxMemory      int64 // bytes buffered for uploads, whatever Concurrency is (default DefaultMaxMemory)
+	Walkers        int   // directories read concurrently (default 32)
 	DryRun         bool
 	Delete         bool
 	Checksum       bool // compare content hashes instead of trusting size/mtime/ctime/inode
@@ -78,7 +86,7 @@ type Options struct {
 
 func (o *Options) fill() {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 64
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.Walkers <= 0 {
 		o.Walkers = 32
@@ -162,6 +170,17 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	// Error is the reason the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
+	Concurrency
+}
+
+// Concurrency reports what the adaptive limit did (adaptive.go).
+type Concurrency struct {
+	Mode     string `json:"concurrency_mode"`     // "adaptive" or "fixed"
+	Cap      int    `json:"concurrency_cap"`      // --concurrency
+	Start    int    `json:"concurrency_start"`    // the limit the run started with
+	Max      int    `json:"concurrency_max"`      // the highest it reached
+	Final    int    `json:"concurrency_final"`    // where it ended
+	Backoffs int    `json:"concurrency_backoffs"` // halvings on throttling
 }
 
 // Syncer runs one sync.
@@ -174,6 +193,7 @@ type Syncer struct {
 	gate   *outageGate
 	stop   context.CancelCauseFunc // ends the run early with a cause
 	budget *budget                 // upload buffers (budget.go)
+	lim    *limiter                // uploads in flight (adaptive.go)
 
 	mu       gosync.Mutex
 	result   Result
@@ -188,7 +208,13 @@ type Syncer struct {
 // for a dry run without an existing checkpoint (then everything is new).
 func New(store objstore.Store, cp *checkpoint.DB, opts Options) *Syncer {
 	opts.fill()
-	return &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory)}
+	s := &Syncer{opts: opts, store: store, cp: cp, budget: newBudget(opts.MaxMemory),
+		lim: newLimiter(opts.Concurrency, opts.FixedConcurrency, opts.Pacer.Throttles, opts.OnConcurrency)}
+	s.result.Concurrency = Concurrency{Mode: "adaptive", Cap: opts.Concurrency, Start: s.lim.ctl.limit}
+	if opts.FixedConcurrency {
+		s.result.Concurrency.Mode = "fixed"
+	}
+	return s
 }
 
 // job is one unit of uploader work.
@@ -237,6 +263,7 @@ func (s *Syncer) Run(ctx context.Context) (*Result, error) {
 		probe = s.store.Check
 	}
 	s.gate = newOutageGate(probe, s.opts.OutageTimeout, stop, s.opts.OnOutage)
+	defer context.AfterFunc(runCtx, s.lim.wake)()
 
 	records := make(chan done, s.opts.Concurrency*4)
 	recErr := make(chan error, 1)
@@ -383,6 +410,7 @@ func (s *Syncer) finish() *Result {
 	if s.gate != nil {
 		r.Outages = s.gate.outages()
 	}
+	r.Concurrency.Final, r.Concurrency.Max, r.Concurrency.Backoffs = s.lim.stats()
 	return r
 }
 

@@ -38,11 +38,22 @@ func (s *Syncer) uploader(ctx context.Context, jobs <-chan job, records chan<- d
 		case j.dirGone:
 			records <- done{op: checkpoint.FileOp{Rel: j.rel, DeleteDir: true}}
 		case j.deletion:
-			s.attempt(ctx, j, func() error { return s.deleteOne(ctx, j, records) })
+			s.limited(ctx, func() { s.attempt(ctx, j, func() error { return s.deleteOne(ctx, j, records) }) })
 		default:
-			s.attempt(ctx, j, func() error { return s.uploadOne(ctx, j, records) })
+			s.limited(ctx, func() { s.attempt(ctx, j, func() error { return s.uploadOne(ctx, j, records) }) })
 		}
 	}
+}
+
+// limited runs one request-making job in a slot of the adaptive limiter
+// (adaptive.go).
+func (s *Syncer) limited(ctx context.Context, run func()) {
+	if s.lim.acquire(ctx) != nil {
+		return // stopped: drain without work
+	}
+	start := time.Now()
+	defer s.lim.release(start)
+	run()
 }
 
 // attempt runs one job through the outage gate: it waits while the
