@@ -185,6 +185,10 @@ func TestVerifyDBManifest(t *testing.T) {
 		"missing public.Order Lines: order id=150, line=2",
 		"missing public.we\"ird keys: k=a,b",
 	}
+	// The source itself is no target for its own manifest.
+	if code, _, _, _, errOut := compare(dir, "--target", pg.SourceURL); code != 1 || !strings.Contains(errOut, "the target is the database the manifest was written from") {
+		t.Fatalf("source as target: code %d %s", code, errOut)
+	}
 	// The direct verify, for the same answer.
 	code, direct, out := runVerifyDBCLI(t, pg, "--segment-rows", "100")
 	if code != 2 || !slices.Equal(rowsNamed(direct), want) {

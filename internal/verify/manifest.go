@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -180,14 +181,14 @@ func decodeManifest(data []byte, where string) (*Manifest, error) {
 	damaged := func(why string) error {
 		return fmt.Errorf("manifest %s is damaged or incomplete (%s): copy it again from where verify db --out wrote it", where, why)
 	}
-	trimmed := bytes.TrimSuffix(data, []byte("\n"))
+	trimmed, ok := bytes.CutSuffix(data, []byte("\n"))
 	i := bytes.LastIndexByte(trimmed, '\n')
-	if i < 0 {
+	if !ok || i < 0 {
 		return nil, damaged("no checksum line")
 	}
 	body, last := data[:i+1], string(trimmed[i+1:])
-	var want string
-	if _, err := fmt.Sscanf(last, "sha256 %s", &want); err != nil || len(want) != 64 {
+	want, ok := strings.CutPrefix(last, "sha256 ")
+	if !ok || len(want) != 64 {
 		return nil, damaged("no checksum line")
 	}
 	sum := sha256.Sum256(body)

@@ -46,7 +46,7 @@ type ManifestInfo struct {
 // manifestBatchRows bounds the source rows held in memory at once while
 // naming the rows of differing segments: more are read in further passes
 // over the rows file.
-var manifestBatchRows int64 = 1_000_000
+var manifestBatchRows int64 = 250_000
 
 // CompareManifest compares the target, read in one snapshot, with a
 // manifest written by WriteManifest: the same checks, exit semantics and
@@ -93,7 +93,7 @@ func CompareManifest(ctx context.Context, o ManifestCompareOptions) (*DBResult, 
 		}
 		p, cleanup, err := st.local(ctx, *mt.RowsFile)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: %w", st, err)
 		}
 		paths[mt] = p
 		cleanups = append(cleanups, cleanup)
@@ -338,8 +338,10 @@ func (t *tableCheck) nameRows(ctx context.Context, w *dbWorker, rowsPath string,
 	if !r.keyed {
 		return r.damaged(errors.New("keyless rows file for a keyed table"))
 	}
+	// Keys are held joined by NUL (which no PostgreSQL text holds): one
+	// string per row, shared by the map and the segment's list.
 	src := map[string]int64{}
-	keys := map[int][][]string{}
+	keys := map[int][]string{}
 	for {
 		seg, key, h, err := r.nextKeyed()
 		if err == io.EOF {
@@ -349,8 +351,9 @@ func (t *tableCheck) nameRows(ctx context.Context, w *dbWorker, rowsPath string,
 			return err
 		}
 		if want[seg] {
-			src[strings.Join(key, "\x00")] = h
-			keys[seg] = append(keys[seg], key)
+			id := strings.Join(key, "\x00")
+			src[id] = h
+			keys[seg] = append(keys[seg], id)
 		}
 	}
 	for _, i := range segs {
@@ -368,16 +371,16 @@ func (t *tableCheck) nameRows(ctx context.Context, w *dbWorker, rowsPath string,
 		if err != nil {
 			return fmt.Errorf("target: %s", err)
 		}
-		for _, k := range keys[i] {
-			id := strings.Join(k, "\x00")
+		for _, id := range keys[i] {
 			dh, ok := dm[id]
 			switch {
 			case !ok:
-				t.res.addRow(RowDiff{Kind: "missing", Key: t.showKey(k)})
+				t.res.addRow(RowDiff{Kind: "missing", Key: t.showKey(strings.Split(id, "\x00"))})
 			case dh != src[id]:
-				t.res.addRow(RowDiff{Kind: "changed", Key: t.showKey(k)})
+				t.res.addRow(RowDiff{Kind: "changed", Key: t.showKey(strings.Split(id, "\x00"))})
 			}
 		}
+		delete(keys, i)
 		for _, k := range dk {
 			if _, ok := src[strings.Join(k, "\x00")]; !ok {
 				t.res.addRow(RowDiff{Kind: "extra", Key: t.showKey(k)})
