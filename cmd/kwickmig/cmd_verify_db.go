@@ -52,8 +52,15 @@ func newVerifyDBCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db --source URL --target URL | --source URL --out DIR|s3://BUCKET/PREFIX | --target URL --in DIR|s3://BUCKET/PREFIX",
 		Short: "Compare schema, rows (segment checksums, bisected to keys) and sequences of the two databases",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runVerifyDB(cmd.Context(), o, g) },
+		Long: `Compare schema, privileges, rows (segment checksums, bisected to keys) and sequences of the two databases.
+
+Where no network path joins them (the source only reachable from the old data center, the target only
+inside the VPC): after writes have stopped, write a manifest of the source with --source URL --out
+DIR|s3://BUCKET/PREFIX, then compare inside the VPC with --target URL --in DIR|s3://BUCKET/PREFIX. The
+compare never connects to the source; its exit codes, output and --report are the direct verify's (changed
+rows are named by key, their columns are not). Only a compare counts as a verification in kwickmig report.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerifyDB(cmd.Context(), o, g) },
 	}
 	o.AddFlags(cmd)
 	return cmd
