@@ -215,6 +215,22 @@ func TestVerifyDBManifest(t *testing.T) {
 		t.Fatal("GO after a compare that found differences")
 	}
 
+	// Schema, privileges and sequences come from the manifest too.
+	kmtest.Exec(t, pg.TargetURL, `ALTER TABLE orders DROP COLUMN data`, `GRANT SELECT ON "Order Lines" TO PUBLIC`,
+		`SELECT setval('orders_id_seq', 5)`)
+	code, res, _, out, errOut := compare(dir)
+	var kinds []string
+	for _, d := range res.Schema {
+		kinds = append(kinds, d.Kind+" "+d.Table)
+	}
+	slices.Sort(kinds)
+	orders := tableResult(res, "public.orders")
+	if code != 2 || !slices.Equal(kinds, []string{`column_missing public.orders`, `privilege public."Order Lines"`}) ||
+		res.SequencesBehind != 1 || orders == nil || !orders.ChecksumDiffer {
+		t.Fatalf("schema: code %d schema %q sequences behind %d orders %+v\n%s\n%s", code, kinds, res.SequencesBehind, orders, out, errOut)
+	}
+	mustContain(t, out, "SEQUENCE public.orders_id_seq: behind")
+
 	// A truncated manifest, and a damaged rows file, are refused whole.
 	damaged := filepath.Join(t.TempDir(), "damaged")
 	if err := os.CopyFS(damaged, os.DirFS(dir)); err != nil {
@@ -225,7 +241,7 @@ func TestVerifyDBManifest(t *testing.T) {
 	if err := os.WriteFile(man, data[:len(data)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, _, out, errOut := compare(damaged)
+	code, _, _, out, errOut = compare(damaged)
 	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "damaged or incomplete") {
 		t.Fatalf("truncated manifest: code %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
