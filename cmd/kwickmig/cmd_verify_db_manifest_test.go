@@ -115,6 +115,10 @@ func TestVerifyDBManifest(t *testing.T) {
 			t.Fatalf("write %s: code %d result %v\n%s\n%s", out, code, res, stdout, stderr)
 		}
 	}
+	dirOrders := filepath.Join(t.TempDir(), "orders")
+	if code, _, out, errOut := runManifestCLI(t, "--source", pg.SourceURL, "--out", dirOrders, "--table", "orders", "--checkpoint", ""); code != 0 {
+		t.Fatalf("write --table orders: %d\n%s\n%s", code, out, errOut)
+	}
 	// Files hold every key: 0600 in 0700 directories.
 	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -164,6 +168,10 @@ func TestVerifyDBManifest(t *testing.T) {
 	}
 	if goNow, reasons := reportVerdict(t, cp); !goNow {
 		t.Fatalf("after a clean compare: NO-GO %q", reasons)
+	}
+	// A manifest of some tables compares those tables (and their sequences).
+	if code, res, _, out, errOut := compare(dirOrders); code != 0 || res.TablesChecked != 1 || len(res.Sequences) != 1 || res.RowsTarget != 1200 {
+		t.Fatalf("--table orders: code %d tables %d sequences %d rows %d\n%s\n%s", code, res.TablesChecked, len(res.Sequences), res.RowsTarget, out, errOut)
 	}
 
 	// One changed, one missing, one extra row (and one more of each kind
