@@ -141,6 +141,17 @@ func TestVerifyDBManifest(t *testing.T) {
 		!strings.Contains(stderr, "already holds a verify manifest") {
 		t.Fatalf("rewrite: code %d %s", code, stderr)
 	}
+	// Each half takes only its own database.
+	for _, args := range [][]string{
+		{"--source", pg.SourceURL, "--target", pg.TargetURL, "--out", dir},
+		{"--source", pg.SourceURL, "--target", pg.TargetURL, "--in", dir},
+		{"--target", pg.TargetURL, "--in", dir, "--out", dir},
+		{"--target", pg.TargetURL, "--in", dir, "--table", "orders"},
+	} {
+		if code, _, _, stderr := runManifestCLI(t, append(args, "--checkpoint", "")...); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Fatalf("%q: code %d %s", args, code, stderr)
+		}
+	}
 	// A manifest write is no verification.
 	if goNow, reasons := reportVerdict(t, cp); goNow || !strings.Contains(strings.Join(reasons, "\n"), "verify db has not run") {
 		t.Fatalf("after the manifest write: go %v, reasons %q", goNow, reasons)
