@@ -36,6 +36,7 @@ var manifestSchema = []string{
 	`CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
 	`INSERT INTO events SELECT g, date '2025-07-01' + g % 365, 'v' || g FROM generate_series(1, 600) g`,
 	`CREATE MATERIALIZED VIEW order_days AS SELECT at::date AS day, count(*) AS n FROM orders GROUP BY 1`,
+	`CREATE MATERIALIZED VIEW not_yet AS SELECT 1 AS x WITH NO DATA`,
 }
 
 // runManifestCLI runs verify db with args and reads its --report.
