@@ -37,6 +37,9 @@ var manifestSchema = []string{
 	`INSERT INTO events SELECT g, date '2025-07-01' + g % 365, 'v' || g FROM generate_series(1, 600) g`,
 	`CREATE MATERIALIZED VIEW order_days AS SELECT at::date AS day, count(*) AS n FROM orders GROUP BY 1`,
 	`CREATE MATERIALIZED VIEW not_yet AS SELECT 1 AS x WITH NO DATA`,
+	`CREATE SCHEMA "Sales Data"`,
+	`CREATE TABLE "Sales Data"."empty, keyed" (id int PRIMARY KEY)`,
+	`CREATE TABLE "Sales Data".empty_keyless (x text)`,
 }
 
 // runManifestCLI runs verify db with args and reads its --report.
@@ -112,7 +115,7 @@ func TestVerifyDBManifest(t *testing.T) {
 		code, env, stdout, stderr := runManifestCLI(t, append([]string{"--source", pg.SourceURL, "--out", out,
 			"--segment-rows", "100", "--checkpoint", cp}, s3flags...)...)
 		res := env
-		if code != 0 || res["mode"] != verify.ModeManifestWrite || res["tables_written"] != float64(7) || res["rows_source"] != float64(1200+900+300+300+600+1) {
+		if code != 0 || res["mode"] != verify.ModeManifestWrite || res["tables_written"] != float64(9) || res["rows_source"] != float64(1200+900+300+300+600+1) {
 			t.Fatalf("write %s: code %d result %v\n%s\n%s", out, code, res, stdout, stderr)
 		}
 	}
@@ -171,7 +174,7 @@ func TestVerifyDBManifest(t *testing.T) {
 	for _, in := range []string{dir, s3url} {
 		code, res, env, out, errOut := compare(in, s3flags...)
 		man, _ := env["manifest"].(map[string]any)
-		if code != 0 || env["mode"] != verify.ModeManifestCompare || res.TablesChecked != 7 || res.TablesDiffer != 0 || res.RowsTarget != 1200+900+300+300+600+1 ||
+		if code != 0 || env["mode"] != verify.ModeManifestCompare || res.TablesChecked != 9 || res.TablesDiffer != 0 || res.RowsTarget != 1200+900+300+300+600+1 ||
 			len(res.Sequences) != 1 || man["mode"] != verify.ModeManifestCompare || man["schema_fingerprint"] != man["target_schema_fingerprint"] {
 			t.Fatalf("clean compare %s: code %d tables %d differ %d rows %d sequences %d manifest %v\n%s\n%s",
 				in, code, res.TablesChecked, res.TablesDiffer, res.RowsTarget, len(res.Sequences), man, out, errOut)
