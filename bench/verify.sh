@@ -142,6 +142,16 @@ if [[ -n ${KWICKMIG_TEST_PG_SOURCE:-} && ${BENCH_ONLY:-db} != files ]] && comman
 	t0=$(date +%s.%N)
 	"$KWICKMIG" verify db --source "$S" --target "$T" --jobs "$JOBS" --checkpoint '' >"$OUT/logs/verify-db.log" 2>&1
 	vdb=$(printf %.2f "$(echo "$(date +%s.%N) - $t0" | bc)")
+	# The same proof without a network path: a manifest of the source
+	# (verify db --out), then the target compared with it (verify db --in).
+	log "verify db --out / --in (manifest)"
+	t0=$(date +%s.%N)
+	"$KWICKMIG" verify db --source "$S" --out "$WORK/manifest" --jobs "$JOBS" --checkpoint '' >"$OUT/logs/verify-db-out.log" 2>&1
+	vout=$(printf %.2f "$(echo "$(date +%s.%N) - $t0" | bc)")
+	t0=$(date +%s.%N)
+	"$KWICKMIG" verify db --target "$T" --in "$WORK/manifest" --jobs "$JOBS" --checkpoint '' >"$OUT/logs/verify-db-in.log" 2>&1
+	vin=$(printf %.2f "$(echo "$(date +%s.%N) - $t0" | bc)")
+	msize=$(du -sh "$WORK/manifest" | cut -f1)
 	{
 		echo
 		echo "verify db benchmark: $ROWS receipts, $((ROWS * 3 / 2)) lines, $((ROWS / 10)) audit rows ($size per database), --jobs $JOBS"
@@ -150,6 +160,8 @@ if [[ -n ${KWICKMIG_TEST_PG_SOURCE:-} && ${BENCH_ONLY:-db} != files ]] && comman
 		echo "|---|---:|"
 		echo "| COPY-read floor (all tables, both databases in parallel) | $floor |"
 		echo "| kwickmig verify db | $vdb |"
+		echo "| kwickmig verify db --out (manifest of the source, $msize) | $vout |"
+		echo "| kwickmig verify db --in (target compared with the manifest) | $vin |"
 		echo
 		echo "- verify db speed / COPY-read floor: $(echo "scale=2; $floor / $vdb" | bc)x (target >= 0.5x)"
 	} | tee "$OUT/verify-db.md"

@@ -24,6 +24,11 @@ type VerifyDBOptions struct {
 	AllowEmpty  bool
 	Report      string
 	Checkpoint  string
+	// Out and In: verification without a network path between the
+	// databases (cmd_verify_db_manifest.go).
+	Out string
+	In  string
+	S3  s3Options
 }
 
 func (o *VerifyDBOptions) AddFlags(cmd *cobra.Command) {
@@ -37,15 +42,25 @@ func (o *VerifyDBOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "accept two databases without tables as identical (refused by default: usually a wrong database name)")
 	f.StringVar(&o.Report, "report", "", "write the result as JSON to this file")
 	f.StringVar(&o.Checkpoint, "checkpoint", "", "checkpoint that receives the run record, used if it exists (default: db.db in the --state directory)")
+	f.StringVar(&o.Out, "out", "", "write a manifest of the source (with --source, no --target) to this directory or s3://bucket/prefix, for a compare where the target is reachable")
+	f.StringVar(&o.In, "in", "", "compare the target (with --target, no --source) with the manifest in this directory or s3://bucket/prefix")
+	o.S3.AddFlags(f)
 }
 
 func newVerifyDBCommand(g *globalOptions) *cobra.Command {
 	o := &VerifyDBOptions{}
 	cmd := &cobra.Command{
-		Use:   "db --source URL --target URL",
+		Use:   "db --source URL --target URL | --source URL --out DIR|s3://BUCKET/PREFIX | --target URL --in DIR|s3://BUCKET/PREFIX",
 		Short: "Compare schema, rows (segment checksums, bisected to keys) and sequences of the two databases",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return runVerifyDB(cmd.Context(), o, g) },
+		Long: `Compare schema, privileges, rows (segment checksums, bisected to keys) and sequences of the two databases.
+
+Where no network path joins them (the source only reachable from the old data center, the target only
+inside the VPC): after writes have stopped, write a manifest of the source with --source URL --out
+DIR|s3://BUCKET/PREFIX, then compare inside the VPC with --target URL --in DIR|s3://BUCKET/PREFIX. The
+compare never connects to the source; its exit codes, output and --report are the direct verify's (changed
+rows are named by key, their columns are not). Only a compare counts as a verification in kwickmig report.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerifyDB(cmd.Context(), o, g) },
 	}
 	o.AddFlags(cmd)
 	return cmd
@@ -73,6 +88,9 @@ func (o *VerifyDBOptions) validate() error {
 
 func runVerifyDB(ctx context.Context, o *VerifyDBOptions, g *globalOptions) error {
 	started := time.Now()
+	if o.Out != "" || o.In != "" {
+		return runVerifyDBManifest(ctx, o, g, started)
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}

@@ -265,7 +265,7 @@ func (r *Report) delta() {
 func (r *Report) verifications() {
 	latest := map[string]Run{}
 	for _, run := range r.Runs {
-		if strings.HasPrefix(run.Command, "verify ") {
+		if strings.HasPrefix(run.Command, "verify ") && !isManifestWrite(&run) {
 			latest[run.Command] = run
 		}
 	}

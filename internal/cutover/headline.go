@@ -38,6 +38,9 @@ func headline(command string, s map[string]any) string {
 		return fmt.Sprintf("%s: %d files checked, %d mismatches, %d changed since sync, %d errors",
 			str(s, "mode"), n("files_checked"), n("mismatches"), n("changed_since_sync"), n("errors"))
 	case "verify db":
+		if str(s, "mode") == modeManifestWrite {
+			return manifestWriteHeadline(s)
+		}
 		return fmt.Sprintf("%d tables (%d differ), %d/%d rows, %d missing, %d extra, %d changed, %d schema differences, %d sequences behind",
 			n("tables_checked"), n("tables_differ"), n("rows_source"), n("rows_target"), n("rows_missing"), n("rows_extra"),
 			n("rows_changed"), n("schema_differences"), n("sequences_behind"))

@@ -37,6 +37,10 @@ func (r *Report) verdict() {
 		case "db copy", "db import", "db final-delta", "db import-delta":
 			lastChangeDB, dbSide = run, true
 		case "verify db":
+			if isManifestWrite(run) { // manifest_runs.go: not a verification
+				dbSide = true
+				continue
+			}
 			lastVerifyDB, dbSide = run, true
 		}
 	}

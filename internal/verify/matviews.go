@@ -57,6 +57,12 @@ func matviewPairs(ctx context.Context, src, dst *pgx.Conn, filtered bool, res *D
 	if err != nil {
 		return nil, err
 	}
+	return pairMatviews(sv, spop, dv, dpop, res), nil
+}
+
+// pairMatviews matches the source's populated materialized views with the
+// target's (read directly or from a manifest).
+func pairMatviews(sv []*table, spop map[string]bool, dv []*table, dpop map[string]bool, res *DBResult) []tablePair {
 	add := func(t, kind, format string, args ...any) {
 		res.Schema = append(res.Schema, SchemaDiff{Table: t, Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
@@ -97,7 +103,7 @@ func matviewPairs(ctx context.Context, src, dst *pgx.Conn, filtered bool, res *D
 			pairs = append(pairs, p)
 		}
 	}
-	return pairs, nil
+	return pairs
 }
 
 // compareObjects compares what is not a table's rows or columns:

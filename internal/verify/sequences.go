@@ -51,6 +51,31 @@ type seqInfo struct {
 // checkSequences compares every source sequence with the target's. When
 // the run is limited to some tables, only their sequences are checked.
 func checkSequences(ctx context.Context, src, dst *pgx.Conn, tables []*table) ([]SequenceCheck, error) {
+	seqs, err := readSourceSequences(ctx, src, tables)
+	if err != nil {
+		return nil, err
+	}
+	var out []SequenceCheck
+	for _, s := range seqs {
+		c, err := checkTargetSequence(ctx, dst, s.info, s.next)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// sourceSequence is one source sequence of the run and the value its
+// nextval() would return there.
+type sourceSequence struct {
+	info seqInfo
+	next int64
+}
+
+// readSourceSequences reads the source's sequences (only those of the
+// run's tables, or not tied to a table) and their next values.
+func readSourceSequences(ctx context.Context, src *pgx.Conn, tables []*table) ([]sourceSequence, error) {
 	rows, _ := src.Query(ctx, sequencesQuery)
 	seqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seqInfo, error) {
 		var s seqInfo
@@ -63,50 +88,57 @@ func checkSequences(ctx context.Context, src, dst *pgx.Conn, tables []*table) ([
 	for _, t := range tables {
 		inRun[t.id()] = true
 	}
-	var out []SequenceCheck
+	var out []sourceSequence
 	for _, s := range seqs {
-		c := SequenceCheck{Sequence: s.schema + "." + s.name, OK: true}
-		if s.column != nil {
-			c.Column = *s.column
-			if !inRun[tableOfColumn(*s.column)] {
-				continue
-			}
-		}
-		qn := pgutil.QualifiedName(s.schema, s.name)
-		if c.SourceNext, err = nextValue(ctx, src, qn, s.inc); err != nil {
-			return nil, fmt.Errorf("source: sequence %s: %s", c.Sequence, oneLine(err))
-		}
-		if c.TargetNext, err = nextValue(ctx, dst, qn, s.inc); err != nil {
-			c.OK, c.Problem = false, "not on the target"
-			out = append(out, c)
-			// The failed statement aborted the snapshot transaction: undo it.
-			if _, err := dst.Exec(ctx, "ROLLBACK TO SAVEPOINT kwickmig_seq"); err != nil {
-				return nil, fmt.Errorf("target: %s", oneLine(err))
-			}
+		if s.column != nil && !inRun[tableOfColumn(*s.column)] {
 			continue
 		}
-		if *c.TargetNext < *c.SourceNext {
-			c.OK, c.Problem = false, fmt.Sprintf("behind: the target would hand out %d, the source already reached %d", *c.TargetNext, *c.SourceNext)
+		next, err := nextValue(ctx, src, pgutil.QualifiedName(s.schema, s.name), s.inc)
+		if err != nil {
+			return nil, fmt.Errorf("source: sequence %s.%s: %s", s.schema, s.name, oneLine(err))
 		}
-		if s.colRef != nil {
-			tbl, col, _ := strings.Cut(*s.colRef, "|")
-			var m *int64
-			err := dst.QueryRow(ctx, "SELECT max("+col+")::bigint FROM "+tbl).Scan(&m)
-			if err != nil {
-				if _, err := dst.Exec(ctx, "ROLLBACK TO SAVEPOINT kwickmig_seq"); err != nil {
-					return nil, fmt.Errorf("target: %s", oneLine(err))
-				}
-			} else if m != nil {
-				c.ColumnMax = m
-				if *c.TargetNext <= *m && s.inc > 0 {
-					c.OK = false
-					c.Problem = fmt.Sprintf("behind its column: the target would hand out %d, %s already holds %d", *c.TargetNext, c.Column, *m)
-				}
-			}
-		}
-		out = append(out, c)
+		out = append(out, sourceSequence{info: s, next: *next})
 	}
 	return out, nil
+}
+
+// checkTargetSequence compares one sequence of the target with the
+// source's next value (read directly or from a manifest).
+func checkTargetSequence(ctx context.Context, dst *pgx.Conn, s seqInfo, sourceNext int64) (SequenceCheck, error) {
+	c := SequenceCheck{Sequence: s.schema + "." + s.name, OK: true, SourceNext: &sourceNext}
+	if s.column != nil {
+		c.Column = *s.column
+	}
+	var err error
+	qn := pgutil.QualifiedName(s.schema, s.name)
+	if c.TargetNext, err = nextValue(ctx, dst, qn, s.inc); err != nil {
+		c.OK, c.Problem = false, "not on the target"
+		// The failed statement aborted the snapshot transaction: undo it.
+		if _, err := dst.Exec(ctx, "ROLLBACK TO SAVEPOINT kwickmig_seq"); err != nil {
+			return c, fmt.Errorf("target: %s", oneLine(err))
+		}
+		return c, nil
+	}
+	if *c.TargetNext < *c.SourceNext {
+		c.OK, c.Problem = false, fmt.Sprintf("behind: the target would hand out %d, the source already reached %d", *c.TargetNext, *c.SourceNext)
+	}
+	if s.colRef != nil {
+		tbl, col, _ := strings.Cut(*s.colRef, "|")
+		var m *int64
+		err := dst.QueryRow(ctx, "SELECT max("+col+")::bigint FROM "+tbl).Scan(&m)
+		if err != nil {
+			if _, err := dst.Exec(ctx, "ROLLBACK TO SAVEPOINT kwickmig_seq"); err != nil {
+				return c, fmt.Errorf("target: %s", oneLine(err))
+			}
+		} else if m != nil {
+			c.ColumnMax = m
+			if *c.TargetNext <= *m && s.inc > 0 {
+				c.OK = false
+				c.Problem = fmt.Sprintf("behind its column: the target would hand out %d, %s already holds %d", *c.TargetNext, c.Column, *m)
+			}
+		}
+	}
+	return c, nil
 }
 
 // nextValue is what nextval() would return, read without calling it. It
