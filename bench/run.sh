@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db|verify   run just one of them
+#   BENCH_ONLY=files|db|verify|capture   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,6 +55,14 @@ fi
 if [[ -z $only || $only == verify ]]; then
 	if [[ -f bench/verify.sh ]]; then
 		step bash bench/verify.sh
+	fi
+fi
+
+# --- capture overhead benchmark ------------------------------------------------------
+# bench/capture.sh: pgbench and a 1M-row UPDATE with and without change capture.
+if [[ -z $only || $only == capture ]]; then
+	if [[ -f bench/capture.sh ]]; then
+		step bash bench/capture.sh
 	fi
 fi
 

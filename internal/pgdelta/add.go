@@ -150,7 +150,11 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role) // stmtcapture.go
+			if err != nil {
+				return err
+			}
+			for _, stmt := range stmts {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
 				}

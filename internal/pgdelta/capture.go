@@ -176,7 +176,11 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role) // stmtcapture.go
+			if err != nil {
+				return err
+			}
+			for _, stmt := range stmts {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					if isLockTimeout(err) {
 						return fmt.Errorf("could not lock %s within %s (transactions are writing to it); nothing was installed: retry at a quieter moment or raise --lock-timeout",
