@@ -243,35 +243,24 @@ func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role
 	if len(t.Key) == 0 {
 		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
 	}
-	// SECURITY DEFINER, owned by the capture role: application roles need
-	// no rights on kwickmig, and the function has no rights but inserting
-	// into the log. The SET clauses fix every setting that changes a value's
-	// text form, whatever the writer's session set: shortest-exact floats,
-	// ISO dates in UTC, unambiguous intervals, hex bytea.
-	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET extra_float_digits = 1
-SET datestyle = ISO
-SET timezone = UTC
-SET intervalstyle = postgres
-SET bytea_output = hex
-AS $kwickmig$
-DECLARE
+	// captureFuncHeader (stmtcapture.go): SECURITY DEFINER as the capture
+	// role, search_path and the text-form settings pinned.
+	body := captureFuncHeader(fn) + "AS " + dollarQuote(fmt.Sprintf(`DECLARE
 	k text[];
 BEGIN
 	IF TG_OP = 'INSERT' THEN
-		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, %[5]s);
+		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[1]d, 'I', %[2]s, %[4]s);
 	ELSIF TG_OP = 'UPDATE' THEN
-		k := %[3]s;
-		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, %[6]s, %[5]s);
+		k := %[2]s;
+		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[1]d, 'U', k, %[5]s, %[4]s);
 	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[2]d, 'D', %[4]s, %[7]s);
+		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[1]d, 'D', %[3]s, %[6]s);
 	ELSE
-		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
+		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
 	END IF;
 	RETURN NULL;
 END
-$kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld)
+`, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld))
 
 	q := t.qname()
 	return []string{

@@ -3,6 +3,7 @@ package pgdelta
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -82,53 +83,110 @@ SET bytea_output = hex
 `
 }
 
+// canonicalSettingsSQL is true when the session's settings already give
+// every value the text form the SET clauses of captureFuncHeader pin: ISO
+// dates (the date order only matters for other styles), a zone that is
+// UTC all year, shortest-exact floats (any extra_float_digits above 0
+// gives the same text), hex bytea, postgres intervals.
+const canonicalSettingsSQL = `pg_catalog.starts_with(pg_catalog.current_setting('DateStyle'), 'ISO,')
+		AND pg_catalog.lower(pg_catalog.current_setting('TimeZone')) OPERATOR(pg_catalog.=) ANY ('{utc,etc/utc,gmt,etc/gmt,uct,etc/uct,universal,etc/universal,zulu,etc/zulu}'::pg_catalog.text[])
+		AND pg_catalog.current_setting('extra_float_digits')::pg_catalog.int4 OPERATOR(pg_catalog.>) 0
+		AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'
+		AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'`
+
 // stmtTriggerSQL generates the statement-level trigger function and
-// triggers of one table. Every identifier is quoted and every operator
-// qualified; values are written by their output functions (textform.go).
-func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string) []string {
+// triggers of one table. Every identifier is quoted, every name of a type,
+// function or operator schema-qualified (the session's search_path cannot
+// reach into the function); values are written by their output functions
+// (textform.go).
+//
+// pinned: the function fixes search_path and the text-form settings with
+// SET clauses, as the row trigger functions do. Those cost every call a
+// save and restore of seven settings (a third of a one-row statement's
+// capture cost), so for tables whose column types have text forms that
+// depend on nothing but the five settings checked by canonicalSettingsSQL
+// (fastTextForms) the function has no SET clause: when the writer's session
+// already has the canonical settings, as most do, it logs right away;
+// otherwise it sets them for the transaction (set_config(…, true)), logs,
+// and puts the session's values back, so the writer sees no change.
+func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string, pinned bool) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
 	arr := func(rec string, names []string) string { return textArrayOf(forms, rec, names) }
-	var upd, del string
+	// A one-row UPDATE (most of them) pairs its old and new row directly,
+	// logged as the row trigger logs it. Several rows are logged by key
+	// (see above), in a statement planned for the transition tables' real
+	// sizes (EXECUTE): a plan cached for one row would join a million by
+	// nested loop.
+	var one, many, del string
 	if len(t.Key) > 0 {
-		// Keys compared by their text, as the row trigger compared old and
-		// new key. The plan is made once per session for whatever sizes the
-		// first statement had; the function's settings allow hash joins
-		// only, which work (spilling to disk) for one row or millions.
-		upd = fmt.Sprintf(`WITH o AS (SELECT %[2]s AS k FROM kwickmig_old o),
-		n AS (SELECT %[3]s AS k, %[4]s AS d FROM kwickmig_new n)
-		INSERT INTO kwickmig.log (tid, op, key, data)
-		SELECT %[1]d, 'D', o.k, NULL FROM o WHERE NOT EXISTS (SELECT FROM n WHERE n.k OPERATOR(pg_catalog.=) o.k)
-		UNION ALL
-		SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.k, n.d FROM n LEFT JOIN o ON o.k OPERATOR(pg_catalog.=) n.k;`,
+		one = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
+			SELECT %[1]d, 'U', n.k, CASE WHEN n.k OPERATOR(pg_catalog.=) o.k THEN NULL ELSE o.k END, n.d
+			FROM (SELECT %[2]s AS k, %[3]s AS d FROM kwickmig_new n) n, (SELECT %[4]s AS k FROM kwickmig_old o) o;`,
+			tid, arr("n", t.Key), arr("n", cols), arr("o", t.Key))
+		many = fmt.Sprintf(`WITH o AS (SELECT %[2]s AS k FROM kwickmig_old o),
+	n AS (SELECT %[3]s AS k, %[4]s AS d FROM kwickmig_new n)
+INSERT INTO kwickmig.log (tid, op, key, data)
+SELECT %[1]d, 'D', o.k, NULL FROM o WHERE NOT EXISTS (SELECT FROM n WHERE n.k OPERATOR(pg_catalog.=) o.k)
+UNION ALL
+SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.k, n.d FROM n LEFT JOIN o ON o.k OPERATOR(pg_catalog.=) n.k`,
 			tid, arr("o", t.Key), arr("n", t.Key), arr("n", cols))
 		del = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key) SELECT %d, 'D', %s FROM kwickmig_old o;`, tid, arr("o", t.Key))
 	} else {
 		// No key: the apply finds rows by all their columns (old_key).
-		upd = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
-		SELECT %[1]d, 'D', '{}'::pg_catalog.text[], %[2]s, NULL FROM kwickmig_old o
-		UNION ALL
-		SELECT %[1]d, 'I', '{}'::pg_catalog.text[], NULL, %[3]s FROM kwickmig_new n;`, tid, arr("o", cols), arr("n", cols))
+		one = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
+			SELECT %[1]d, 'U', '{}'::pg_catalog.text[], o.r, n.r
+			FROM (SELECT %[2]s AS r FROM kwickmig_new n) n, (SELECT %[3]s AS r FROM kwickmig_old o) o;`,
+			tid, arr("n", cols), arr("o", cols))
+		many = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
+SELECT %[1]d, 'D', '{}'::pg_catalog.text[], %[2]s, NULL FROM kwickmig_old o
+UNION ALL
+SELECT %[1]d, 'I', '{}'::pg_catalog.text[], NULL, %[3]s FROM kwickmig_new n`, tid, arr("o", cols), arr("n", cols))
 		del = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key) SELECT %d, 'D', '{}'::pg_catalog.text[], %s FROM kwickmig_old o;`, tid, arr("o", cols))
 	}
-	body := captureFuncHeader(fn) + fmt.Sprintf(`SET enable_nestloop = off
-SET enable_mergejoin = off
-AS $kwickmig$
+	header := captureFuncHeader(fn)
+	if !pinned {
+		header = `CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+`
+	}
+	body := fmt.Sprintf(`DECLARE
+	c pg_catalog.int8;
+	saved pg_catalog.text[];
 BEGIN
+	IF NOT (%[6]s) THEN
+		saved := ARRAY[pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('TimeZone'),
+			pg_catalog.current_setting('extra_float_digits'), pg_catalog.current_setting('bytea_output'),
+			pg_catalog.current_setting('IntervalStyle')];
+		PERFORM pg_catalog.set_config('DateStyle', 'ISO', true), pg_catalog.set_config('TimeZone', 'UTC', true),
+			pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true),
+			pg_catalog.set_config('IntervalStyle', 'postgres', true);
+	END IF;
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		INSERT INTO kwickmig.log (tid, op, key, data) SELECT %[1]d, 'I', %[2]s, %[3]s FROM kwickmig_new n;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-		%[4]s
+		SELECT pg_catalog.count(*) INTO c FROM kwickmig_old;
+		IF c OPERATOR(pg_catalog.=) 1 THEN
+			%[4]s
+		ELSIF c OPERATOR(pg_catalog.>) 1 THEN
+			EXECUTE %[7]s;
+		END IF;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
 		%[5]s
 	ELSE
 		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::pg_catalog.text, TG_TABLE_NAME::pg_catalog.text]);
 	END IF;
+	IF saved IS NOT NULL THEN
+		-- back to the writer's own (still transaction-local: a rollback
+		-- or commit ends them as it would have anyway)
+		PERFORM pg_catalog.set_config('DateStyle', saved[1], true), pg_catalog.set_config('TimeZone', saved[2], true),
+			pg_catalog.set_config('extra_float_digits', saved[3], true), pg_catalog.set_config('bytea_output', saved[4], true),
+			pg_catalog.set_config('IntervalStyle', saved[5], true);
+	END IF;
 	RETURN NULL;
 END
-$kwickmig$`, tid, arr("n", t.Key), arr("n", cols), upd, del)
+`, tid, arr("n", t.Key), arr("n", cols), one, del, canonicalSettingsSQL, quoteLiteral(many))
 
 	q := t.qname()
-	stmts := []string{body, fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role))}
+	stmts := []string{header + "AS " + dollarQuote(body), fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role))}
 	for _, ev := range []struct{ name, event, ref string }{
 		{"kwickmig_capture_insert", "INSERT", "NEW TABLE AS kwickmig_new"},
 		{"kwickmig_capture_update", "UPDATE", "OLD TABLE AS kwickmig_old NEW TABLE AS kwickmig_new"},
@@ -144,6 +202,44 @@ $kwickmig$`, tid, arr("n", t.Key), arr("n", cols), upd, del)
 		fmt.Sprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kwickmig_capture_truncate", q))
 }
 
+// quoteLiteral quotes s as an escape string constant: the same text
+// whatever standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, "'", "''").Replace(s) + "'"
+}
+
+// dollarQuote quotes a function body with a dollar tag it does not contain
+// (a quoted column name may contain any text, "$kwickmig$" too).
+func dollarQuote(body string) string {
+	tag := "$kwickmig$"
+	for i := 1; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$kwickmig%d$", i)
+	}
+	return tag + "\n" + body + tag
+}
+
+// fastTextFormsSQL is true when every logged column of relid has a type
+// whose output depends on nothing but the settings canonicalSettingsSQL
+// checks (or on nothing at all): these built-in types, enums, and arrays
+// and domains of them. Anything else (reg* types print names by the
+// search_path, money by lc_monetary, composites and ranges of anything,
+// extension types) keeps the pinned function.
+const fastTextFormsSQL = `
+WITH RECURSIVE ty AS (
+	SELECT a.atttypid AS t FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+  UNION
+	SELECT CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.typelem END
+	FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.t
+	WHERE y.typtype = 'd' OR (y.typcategory = 'A' AND y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc)
+)
+SELECT coalesce(bool_and(
+	y.typtype = 'e' OR y.typtype = 'd'
+	OR (y.typcategory = 'A' AND y.typelem <> 0 AND y.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc)
+	OR y.oid = ANY ('{bool,int2,int4,int8,numeric,float4,float8,text,varchar,bpchar,name,char,bytea,date,time,timetz,timestamp,timestamptz,interval,uuid,json,jsonb,inet,cidr,macaddr,macaddr8,bit,varbit,oid,tsvector,tsquery,xml}'::pg_catalog.regtype[]::pg_catalog.oid[])
+), true)
+FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.t`
+
 // captureSQL is the capture function and triggers for t: by statement
 // where statementCapture allows, else by row.
 func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []string, forms map[string]textForm, role string) ([]string, error) {
@@ -152,7 +248,11 @@ func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []st
 		return nil, fmt.Errorf("%s: %w", t.display(), err)
 	}
 	if stmt {
-		return stmtTriggerSQL(tid, t, cols, forms, role), nil
+		var fast bool
+		if err := conn.QueryRow(ctx, fastTextFormsSQL, t.OID).Scan(&fast); err != nil {
+			return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)
+		}
+		return stmtTriggerSQL(tid, t, cols, forms, role, !fast), nil
 	}
 	return triggerSQL(tid, t, cols, forms, role), nil
 }

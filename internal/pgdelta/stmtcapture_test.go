@@ -1,6 +1,7 @@
 package pgdelta
 
 import (
+	"github.com/kwick/kwickmig/internal/pgutil"
 	"testing"
 
 	"github.com/kwick/kwickmig/internal/kmtest"
@@ -98,4 +99,111 @@ func TestStatementCaptureExact(t *testing.T) {
 	kmtest.Exec(t, e.SourceURL, `UPDATE acc SET id = id - 100000 WHERE id > 100000`, `UPDATE ev SET v = 'w' WHERE id < 50`)
 	e.finalDelta(Options{})
 	e.assertSame()
+}
+
+// TestStatementCaptureSearchPath: the statement trigger functions of
+// tables whose text forms allow it have no SET clauses (the search_path is
+// the writer's). A writer puts its own schema before pg_catalog, with
+// operators and functions named like those the function uses that fail if
+// they ever run, and a temporary table named text; its writes, in its own
+// date, zone, float, bytea and interval styles and in the canonical ones,
+// are logged exactly, nothing of its own runs, and its settings are its own
+// again after each statement.
+func TestStatementCaptureSearchPath(t *testing.T) {
+	t.Parallel()
+	app, pw := loginRole(t, "app")
+	e := newEnv(t, `CREATE TABLE acct (id int PRIMARY KEY, v text, at timestamptz, d date, f float8, b bytea, i interval, tags text[])`)
+	kmtest.Exec(t, e.SourceURL,
+		`CREATE SCHEMA hack AUTHORIZATION `+app,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON acct TO `+app,
+		`INSERT INTO acct SELECT g, 'v' || g, '2026-03-01 12:00+01'::timestamptz + g * interval '1 minute', '2026-03-01'::date + g, g / 7.0, '\xdead', g * interval '90 minutes', '{a,b}' FROM generate_series(1, 50) g`)
+	e.install(InstallOptions{})
+	var config []string
+	if err := e.src().QueryRow(testCtx(t), `SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE proname = 'capture_1'`).Scan(&config); err != nil {
+		t.Fatal(err)
+	}
+	if len(config) != 0 {
+		t.Fatalf("capture function of acct has SET clauses %v, want none (its types allow the unpinned function)", config)
+	}
+	e.bulkCopy(nil)
+	ctx := testCtx(t)
+	c := e.connect(pgutil.Source, asRole(t, e.SourceURL, app, pw))
+	trap := `LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked: the capture function ran the writer''s own code'; END $$`
+	for _, s := range []string{
+		`CREATE FUNCTION hack.teq(text, text) RETURNS boolean ` + trap,
+		`CREATE FUNCTION hack.aeq(text[], text[]) RETURNS boolean ` + trap,
+		`CREATE FUNCTION hack.beq(bigint, integer) RETURNS boolean ` + trap,
+		`CREATE FUNCTION hack.starts_with(text, text) RETURNS boolean ` + trap,
+		`CREATE OPERATOR hack.= (FUNCTION = hack.teq, LEFTARG = text, RIGHTARG = text)`,
+		`CREATE OPERATOR hack.= (FUNCTION = hack.aeq, LEFTARG = text[], RIGHTARG = text[])`,
+		`CREATE OPERATOR hack.= (FUNCTION = hack.beq, LEFTARG = bigint, RIGHTARG = integer)`,
+		`CREATE OPERATOR hack.> (FUNCTION = hack.beq, LEFTARG = bigint, RIGHTARG = integer)`,
+		`CREATE TEMP TABLE text (x int)`,
+		// the function runs as the capture role: let it see the schema
+		`GRANT USAGE ON SCHEMA hack TO PUBLIC`,
+		`SET search_path = hack, pg_catalog, pg_temp`,
+	} {
+		if _, err := c.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	writes := []string{
+		`UPDATE public.acct SET v = 'one' WHERE id OPERATOR(pg_catalog.=) 1`,
+		`UPDATE public.acct SET id = id OPERATOR(pg_catalog.+) 100 WHERE id OPERATOR(pg_catalog.=) 2`,
+		`UPDATE public.acct SET f = f OPERATOR(pg_catalog.*) 3, at = at OPERATOR(pg_catalog.+) '1 day'::pg_catalog.interval WHERE id OPERATOR(pg_catalog.<) 20`,
+		`UPDATE public.acct SET id = id OPERATOR(pg_catalog.+) 1000 WHERE id OPERATOR(pg_catalog.>) 40`,
+		`INSERT INTO public.acct VALUES (7000, 'new', now(), current_date, 1e-300, '\x00ff', '-1 year 2 months 3 days 04:05:06.7', '{x}')`,
+		`DELETE FROM public.acct WHERE id OPERATOR(pg_catalog.<) 5`,
+	}
+	for _, settings := range [][]string{
+		{`SET timezone = 'Asia/Kathmandu'`, `SET datestyle = 'German, DMY'`, `SET extra_float_digits = 0`, `SET bytea_output = 'escape'`, `SET intervalstyle = 'iso_8601'`},
+		{`SET timezone = 'UTC'`, `SET datestyle = 'ISO, MDY'`, `SET extra_float_digits = 3`, `SET bytea_output = 'hex'`, `SET intervalstyle = 'postgres'`},
+	} {
+		for _, s := range settings {
+			if _, err := c.Exec(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := map[string]string{}
+		for _, g := range []string{"TimeZone", "DateStyle", "extra_float_digits", "bytea_output", "IntervalStyle"} {
+			var v string
+			if err := c.QueryRow(ctx, `SELECT pg_catalog.current_setting($1)`, g).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			want[g] = v
+		}
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range writes {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				t.Fatalf("%s (%s): %v", s, settings[0], err)
+			}
+			for g, v := range want {
+				var now string
+				if err := tx.QueryRow(ctx, `SELECT pg_catalog.current_setting($1)`, g).Scan(&now); err != nil {
+					t.Fatal(err)
+				}
+				if now != v {
+					t.Fatalf("after %s the writer's %s is %q, was %q", s, g, now, v)
+				}
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.finalDelta(Options{})
+		e.assertSame()
+		// back to the original keys for the next round of the same writes
+		kmtest.Exec(t, e.SourceURL, `DELETE FROM acct WHERE id >= 100`,
+			`INSERT INTO acct SELECT g, 'v' || g, now(), current_date, g, NULL, NULL, NULL FROM generate_series(1, 50) g ON CONFLICT DO NOTHING`)
+	}
+	var bad int64
+	if err := e.src().QueryRow(ctx, `SELECT count(*) FROM kwickmig.log WHERE op <> 'D' AND (data[3] !~ '\+00$' OR data[4] !~ '^\d{4}-' OR data[6] !~ '^\\x')`).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Fatalf("%d log rows not in the canonical text forms", bad)
+	}
 }
