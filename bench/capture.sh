@@ -116,20 +116,24 @@ logrows() { # SIDE: log rows so far (0 without capture)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- pgbench, taking turns ---------------------------------------------------------
-declare -A TPS ROWS
+declare -A TPS ROWS PCPU
 for r in $(seq "$RUNS"); do
 	for s in $SIDES; do
 		l0=$(logrows "$s")
+		c0=$(cpu_ticks)
 		out=$("$PGBENCH" -c "$CLIENTS" -j "$THREADS" -T "$SECS" "${URL[$s]}" 2>&1) || {
 			printf '%s\n' "$out" >&2
 			exit 1
 		}
 		tps=$(printf '%s\n' "$out" | awk '/^tps = / { print $3; exit }')
 		txns=$(printf '%s\n' "$out" | awk '/number of transactions actually processed/ { print $6; exit }')
+		c1=$(cpu_ticks)
 		l1=$(logrows "$s")
 		TPS[$s]+="$tps "
+		# the source cluster's CPU per transaction: what load cannot blur
+		PCPU[$s]+="$(awk -v a="$c0" -v b="$c1" -v hz="$TICKS" -v t="$txns" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / t }') "
 		[[ $s != off ]] && ROWS[$s]+="$(awk -v a="$l0" -v b="$l1" -v t="$txns" 'BEGIN { printf "%.2f", (b - a) / t }') "
-		log "pgbench $s run $r: $tps tps, load $(load)"
+		log "pgbench $s run $r: $tps tps, $(printf '%s' "${PCPU[$s]}" | awk '{ print $NF }') source CPU µs/txn, load $(load)"
 	done
 done
 
@@ -162,17 +166,21 @@ c_off=$(med "${UCPU[off]}")
 	echo "Capture overhead ($(date -u +%Y-%m-%dT%H:%MZ), PostgreSQL $(sqlval "$SRC0" "SHOW server_version"), fsync $(sqlval "$SRC0" "SHOW fsync"), load $(load))"
 	echo
 	echo "pgbench TPC-B-like, scale $SCALE, -c $CLIENTS -j $THREADS, ${SECS} s runs, median of $RUNS (runs taking turns):"
-	printf '  %-4s %10s %8s %12s %20s\n' side tps ratio "rows/txn" "µs per logged row"
+	pc_off=$(med "${PCPU[off]}")
+	printf '  %-4s %10s %8s %10s %16s %14s %10s %16s\n' side tps ratio "rows/txn" "µs/row (tps)" "CPU µs/txn" "CPU ratio" "CPU µs/row"
 	for s in $SIDES; do
 		t=$(med "${TPS[$s]}")
+		pc=$(med "${PCPU[$s]}")
 		if [[ $s == off ]]; then
-			printf '  %-4s %10.1f %8s %12s %20s\n' "$s" "$t" 1.00 - -
+			printf '  %-4s %10.1f %8s %10s %16s %14.1f %10s %16s\n' "$s" "$t" 1.00 - - "$pc" 1.00 -
 			continue
 		fi
 		rows=$(med "${ROWS[$s]}")
-		# throughput cost: extra machine time per transaction, per logged row
-		printf '  %-4s %10.1f %8.3f %12s %20.1f\n' "$s" "$t" "$(awk -v a="$t" -v b="$tps_off" 'BEGIN { print a / b }')" "$rows" \
-			"$(awk -v a="$t" -v b="$tps_off" -v n="$rows" 'BEGIN { print (1 / a - 1 / b) * 1e6 / n }')"
+		# throughput cost: extra machine time per transaction, per logged
+		# row; and the source cluster's CPU per transaction, per logged row
+		printf '  %-4s %10.1f %8.3f %10s %16.1f %14.1f %10.3f %16.1f\n' "$s" "$t" "$(awk -v a="$t" -v b="$tps_off" 'BEGIN { print a / b }')" "$rows" \
+			"$(awk -v a="$t" -v b="$tps_off" -v n="$rows" 'BEGIN { print (1 / a - 1 / b) * 1e6 / n }')" \
+			"$pc" "$(awk -v a="$pc" -v b="$pc_off" 'BEGIN { print b / a }')" "$(awk -v a="$pc" -v b="$pc_off" -v n="$rows" 'BEGIN { print (a - b) / n }')"
 	done
 	echo "  (target: capture >= 0.85x the tps without; tps per run: off ${TPS[off]}; on ${TPS[on]}${REF:+; ref ${TPS[ref]}})"
 	echo

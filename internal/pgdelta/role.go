@@ -125,11 +125,11 @@ func upgradeCapture(ctx context.Context, source *pgx.Conn) (bool, error) {
 			}
 			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role)
 			if byStmt {
-				var fast bool
-				if err := tx.QueryRow(ctx, fastTextFormsSQL, c.OID).Scan(&fast); err != nil {
+				var fast, native bool
+				if err := tx.QueryRow(ctx, stmtKindsSQL, c.OID, c.Key).Scan(&fast, &native); err != nil {
 					return fmt.Errorf("%s: read column types: %w", c.display(), err)
 				}
-				stmts = stmtTriggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast)
+				stmts = stmtTriggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast, native)
 			}
 			// the function, then its owner; the triggers exist already
 			body := strings.Replace(stmts[0], "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)

@@ -109,7 +109,7 @@ const canonicalSettingsSQL = `pg_catalog.starts_with(pg_catalog.current_setting(
 // already has the canonical settings, as most do, it logs right away;
 // otherwise it sets them for the transaction (set_config(…, true)), logs,
 // and puts the session's values back, so the writer sees no change.
-func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string, pinned bool) []string {
+func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string, pinned, native bool) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
 	arr := func(rec string, names []string) string { return textArrayOf(forms, rec, names) }
 	// A one-row UPDATE (most of them) pairs its old and new row directly,
@@ -123,13 +123,35 @@ func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, 
 			SELECT %[1]d, 'U', n.k, CASE WHEN n.k OPERATOR(pg_catalog.=) o.k THEN NULL ELSE o.k END, n.d
 			FROM (SELECT %[2]s AS k, %[3]s AS d FROM kwickmig_new n) n, (SELECT %[4]s AS k FROM kwickmig_old o) o;`,
 			tid, arr("n", t.Key), arr("n", cols), arr("o", t.Key))
-		many = fmt.Sprintf(`WITH o AS (SELECT %[2]s AS k FROM kwickmig_old o),
+		// Most multi-row UPDATEs change no key: every new key is an old
+		// one (old and new have as many rows, keys are unique), and the new
+		// rows are logged as they are. The check compares the keys' text,
+		// or the key columns themselves where equal values always have the
+		// same text (nativeKey): integers, uuid, text with a deterministic
+		// collation — a far cheaper join than on text arrays.
+		match := fmt.Sprintf("%s OPERATOR(pg_catalog.=) %s", arr("o", t.Key), arr("n", t.Key))
+		if native {
+			var conds []string
+			for _, k := range t.Key {
+				q := pgutil.QuoteIdent(k)
+				conds = append(conds, fmt.Sprintf("o.%[1]s OPERATOR(pg_catalog.=) n.%[1]s", q))
+			}
+			match = strings.Join(conds, " AND ")
+		}
+		check := fmt.Sprintf(`SELECT EXISTS (SELECT FROM kwickmig_new n WHERE NOT EXISTS (SELECT FROM kwickmig_old o WHERE %s))`, match)
+		moved := fmt.Sprintf(`WITH o AS (SELECT %[2]s AS k FROM kwickmig_old o),
 	n AS (SELECT %[3]s AS k, %[4]s AS d FROM kwickmig_new n)
 INSERT INTO kwickmig.log (tid, op, key, data)
 SELECT %[1]d, 'D', o.k, NULL FROM o WHERE NOT EXISTS (SELECT FROM n WHERE n.k OPERATOR(pg_catalog.=) o.k)
 UNION ALL
 SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.k, n.d FROM n LEFT JOIN o ON o.k OPERATOR(pg_catalog.=) n.k`,
 			tid, arr("o", t.Key), arr("n", t.Key), arr("n", cols))
+		many = fmt.Sprintf(`EXECUTE %[1]s INTO moved;
+			IF moved THEN
+				EXECUTE %[2]s;
+			ELSE
+				INSERT INTO kwickmig.log (tid, op, key, data) SELECT %[3]d, 'U', %[4]s, %[5]s FROM kwickmig_new n;
+			END IF;`, quoteLiteral(check), quoteLiteral(moved), tid, arr("n", t.Key), arr("n", cols))
 		del = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key) SELECT %d, 'D', %s FROM kwickmig_old o;`, tid, arr("o", t.Key))
 	} else {
 		// No key: the apply finds rows by all their columns (old_key).
@@ -138,9 +160,9 @@ SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.
 			FROM (SELECT %[2]s AS r FROM kwickmig_new n) n, (SELECT %[3]s AS r FROM kwickmig_old o) o;`,
 			tid, arr("n", cols), arr("o", cols))
 		many = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
-SELECT %[1]d, 'D', '{}'::pg_catalog.text[], %[2]s, NULL FROM kwickmig_old o
-UNION ALL
-SELECT %[1]d, 'I', '{}'::pg_catalog.text[], NULL, %[3]s FROM kwickmig_new n`, tid, arr("o", cols), arr("n", cols))
+			SELECT %[1]d, 'D', '{}'::pg_catalog.text[], %[2]s, NULL FROM kwickmig_old o
+			UNION ALL
+			SELECT %[1]d, 'I', '{}'::pg_catalog.text[], NULL, %[3]s FROM kwickmig_new n;`, tid, arr("o", cols), arr("n", cols))
 		del = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key) SELECT %d, 'D', '{}'::pg_catalog.text[], %s FROM kwickmig_old o;`, tid, arr("o", cols))
 	}
 	header := captureFuncHeader(fn)
@@ -150,6 +172,7 @@ SELECT %[1]d, 'I', '{}'::pg_catalog.text[], NULL, %[3]s FROM kwickmig_new n`, ti
 	}
 	body := fmt.Sprintf(`DECLARE
 	c pg_catalog.int8;
+	moved pg_catalog.bool;
 	saved pg_catalog.text[];
 BEGIN
 	IF NOT (%[6]s) THEN
@@ -167,7 +190,7 @@ BEGIN
 		IF c OPERATOR(pg_catalog.=) 1 THEN
 			%[4]s
 		ELSIF c OPERATOR(pg_catalog.>) 1 THEN
-			EXECUTE %[7]s;
+			%[7]s
 		END IF;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
 		%[5]s
@@ -183,7 +206,7 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END
-`, tid, arr("n", t.Key), arr("n", cols), one, del, canonicalSettingsSQL, quoteLiteral(many))
+`, tid, arr("n", t.Key), arr("n", cols), one, del, canonicalSettingsSQL, many)
 
 	q := t.qname()
 	stmts := []string{header + "AS " + dollarQuote(body), fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role))}
@@ -218,6 +241,20 @@ func dollarQuote(body string) string {
 	return tag + "\n" + body + tag
 }
 
+// stmtKindsSQL reads, for relid and its key columns ($2), fastTextFormsSQL
+// and nativeKeySQL.
+const stmtKindsSQL = `SELECT (` + fastTextFormsSQL + `), (` + nativeKeySQL + `)`
+
+// nativeKeySQL is true when every key column ($2) of relid has a type
+// whose equal values always print the same text: integers, uuid, and
+// text or varchar with a deterministic collation (numeric 1.0 = 1.00 and
+// a case-insensitive collation's 'A' = 'a' do not).
+const nativeKeySQL = `SELECT coalesce(bool_and(
+		a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.uuid'::pg_catalog.regtype)
+		OR (a.atttypid IN ('pg_catalog.text'::pg_catalog.regtype, 'pg_catalog.varchar'::pg_catalog.regtype)
+			AND coalesce((SELECT l.collisdeterministic FROM pg_catalog.pg_collation l WHERE l.oid = a.attcollation), false))), false)
+	FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = ANY ($2::pg_catalog.text[]) AND NOT a.attisdropped`
+
 // fastTextFormsSQL is true when every logged column of relid has a type
 // whose output depends on nothing but the settings canonicalSettingsSQL
 // checks (or on nothing at all): these built-in types, enums, and arrays
@@ -248,11 +285,11 @@ func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []st
 		return nil, fmt.Errorf("%s: %w", t.display(), err)
 	}
 	if stmt {
-		var fast bool
-		if err := conn.QueryRow(ctx, fastTextFormsSQL, t.OID).Scan(&fast); err != nil {
+		var fast, native bool
+		if err := conn.QueryRow(ctx, stmtKindsSQL, t.OID, t.Key).Scan(&fast, &native); err != nil {
 			return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)
 		}
-		return stmtTriggerSQL(tid, t, cols, forms, role, !fast), nil
+		return stmtTriggerSQL(tid, t, cols, forms, role, !fast, native), nil
 	}
 	return triggerSQL(tid, t, cols, forms, role), nil
 }

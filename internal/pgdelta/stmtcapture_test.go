@@ -18,12 +18,14 @@ func TestStatementCaptureExact(t *testing.T) {
 	e := newEnv(t,
 		`CREATE TABLE acc (id int PRIMARY KEY, owner text NOT NULL, bal numeric(12,2), at timestamptz, f float8)`,
 		`CREATE TABLE dup (a int, b text)`, // no key: full-row matching
+		`CREATE TABLE nk (k numeric PRIMARY KEY, v text)`, // equal keys may print differently
 		`CREATE TABLE ev (id int NOT NULL, day date NOT NULL, v text, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)`,
 		`CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')`,
 		`CREATE TABLE ev_2 PARTITION OF ev FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')`)
 	kmtest.Exec(t, e.SourceURL,
 		`INSERT INTO acc SELECT g, 'o' || g, g * 1.5, '2026-01-01 10:00+02'::timestamptz + g * interval '1 hour', g / 3.0 FROM generate_series(1, 2000) g`,
 		`INSERT INTO dup SELECT g % 5, 'x' FROM generate_series(1, 50) g`,
+		`INSERT INTO nk SELECT g::numeric(10,1), 'n' || g FROM generate_series(1, 100) g`,
 		`INSERT INTO ev SELECT g, '2026-01-01'::date + (g % 50), 'v' || g FROM generate_series(1, 300) g`)
 	e.install(InstallOptions{AllowNoKey: true})
 	var stmtTables, rowTables string
@@ -33,8 +35,8 @@ func TestStatementCaptureExact(t *testing.T) {
 		FROM pg_trigger WHERE tgname LIKE 'kwickmig%' AND NOT tgisinternal AND tgparentid = 0`).Scan(&stmtTables, &rowTables); err != nil {
 		t.Fatal(err)
 	}
-	if stmtTables != "acc,dup" || rowTables != "ev" {
-		t.Fatalf("captured by statement: %q, by row: %q; want acc,dup and ev", stmtTables, rowTables)
+	if stmtTables != "acc,dup,nk" || rowTables != "ev" {
+		t.Fatalf("captured by statement: %q, by row: %q; want acc,dup,nk and ev", stmtTables, rowTables)
 	}
 	e.bulkCopy(nil)
 	// One session: its plans are made for the one-row transition tables of
@@ -75,6 +77,10 @@ func TestStatementCaptureExact(t *testing.T) {
 		`UPDATE ev SET day = day + 20, v = v || '+' WHERE id % 3 = 0 AND day < '2026-02-01'`,
 		`UPDATE ev SET id = id + 1000 WHERE id % 5 = 0`,
 		`DELETE FROM ev WHERE id % 11 = 0`,
+		// numeric keys: no key changed; keys moved; keys equal but printed anew
+		`UPDATE nk SET v = v || '+'`,
+		`UPDATE nk SET k = k + 1000 WHERE k > 90`,
+		`UPDATE nk SET k = round(k, 2) WHERE k < 4`,
 		`TRUNCATE dup`,
 		`INSERT INTO dup VALUES (1, 'after truncate'), (1, 'after truncate')`,
 	} {
