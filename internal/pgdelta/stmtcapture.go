@@ -113,7 +113,8 @@ func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, 
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
 	arr := func(rec string, names []string) string { return textArrayOf(forms, rec, names) }
 	// A one-row UPDATE (most of them) pairs its old and new row directly,
-	// logged as the row trigger logs it. Several rows are logged by key
+	// logged as the row trigger logs it, in one statement (guarded by the
+	// transition table having no second row). Several rows are logged by key
 	// (see above), in a statement planned for the transition tables' real
 	// sizes (EXECUTE): a plan cached for one row would join a million by
 	// nested loop.
@@ -121,7 +122,8 @@ func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, 
 	if len(t.Key) > 0 {
 		one = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
 			SELECT %[1]d, 'U', n.k, CASE WHEN n.k OPERATOR(pg_catalog.=) o.k THEN NULL ELSE o.k END, n.d
-			FROM (SELECT %[2]s AS k, %[3]s AS d FROM kwickmig_new n) n, (SELECT %[4]s AS k FROM kwickmig_old o) o;`,
+			FROM (SELECT %[2]s AS k, %[3]s AS d FROM kwickmig_new n) n, (SELECT %[4]s AS k FROM kwickmig_old o) o
+			WHERE NOT EXISTS (SELECT FROM kwickmig_old OFFSET 1);`,
 			tid, arr("n", t.Key), arr("n", cols), arr("o", t.Key))
 		// Most multi-row UPDATEs change no key: every new key is an old
 		// one (old and new have as many rows, keys are unique), and the new
@@ -138,7 +140,10 @@ func stmtTriggerSQL(tid int, t table, cols []string, forms map[string]textForm, 
 			}
 			match = strings.Join(conds, " AND ")
 		}
-		check := fmt.Sprintf(`SELECT EXISTS (SELECT FROM kwickmig_new n WHERE NOT EXISTS (SELECT FROM kwickmig_old o WHERE %s))`, match)
+		// A count, not EXISTS: EXISTS is planned for its first row, by a
+		// nested loop that scans the old rows once per new row when no key
+		// moved (the usual case).
+		check := fmt.Sprintf(`SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM kwickmig_new n WHERE NOT EXISTS (SELECT FROM kwickmig_old o WHERE %s)`, match)
 		moved := fmt.Sprintf(`WITH o AS (SELECT %[2]s AS k FROM kwickmig_old o),
 	n AS (SELECT %[3]s AS k, %[4]s AS d FROM kwickmig_new n)
 INSERT INTO kwickmig.log (tid, op, key, data)
@@ -157,7 +162,8 @@ SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.
 		// No key: the apply finds rows by all their columns (old_key).
 		one = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
 			SELECT %[1]d, 'U', '{}'::pg_catalog.text[], o.r, n.r
-			FROM (SELECT %[2]s AS r FROM kwickmig_new n) n, (SELECT %[3]s AS r FROM kwickmig_old o) o;`,
+			FROM (SELECT %[2]s AS r FROM kwickmig_new n) n, (SELECT %[3]s AS r FROM kwickmig_old o) o
+			WHERE NOT EXISTS (SELECT FROM kwickmig_old OFFSET 1);`,
 			tid, arr("n", cols), arr("o", cols))
 		many = fmt.Sprintf(`INSERT INTO kwickmig.log (tid, op, key, old_key, data)
 			SELECT %[1]d, 'D', '{}'::pg_catalog.text[], %[2]s, NULL FROM kwickmig_old o
@@ -170,8 +176,12 @@ SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.
 		header = `CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 `
 	}
+	// No JIT: the static statements are planned once per session, for the
+	// transition tables of the first call; a plan made for a million rows
+	// would carry JIT (a second of compiling) into every later one-row
+	// statement. One setting to save and restore, not seven.
+	header += "SET jit = off\n"
 	body := fmt.Sprintf(`DECLARE
-	c pg_catalog.int8;
 	moved pg_catalog.bool;
 	saved pg_catalog.text[];
 BEGIN
@@ -186,11 +196,12 @@ BEGIN
 	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		INSERT INTO kwickmig.log (tid, op, key, data) SELECT %[1]d, 'I', %[2]s, %[3]s FROM kwickmig_new n;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
-		SELECT pg_catalog.count(*) INTO c FROM kwickmig_old;
-		IF c OPERATOR(pg_catalog.=) 1 THEN
-			%[4]s
-		ELSIF c OPERATOR(pg_catalog.>) 1 THEN
-			%[7]s
+		%[4]s
+		-- nested: FOUND alone is a simple expression, EXISTS is a query
+		IF NOT FOUND THEN
+			IF EXISTS (SELECT FROM kwickmig_old) THEN
+				%[7]s
+			END IF;
 		END IF;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
 		%[5]s
