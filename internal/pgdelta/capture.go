@@ -218,49 +218,46 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	return res, nil
 }
 
-// triggerSQL generates the per-table trigger function and triggers. Every
-// identifier is quoted. Values are logged in their text form, written by
-// each column type's output function (forms), as COPY writes them, so
+// triggerSQL generates the per-table row trigger function and triggers.
+// Every identifier is quoted. Values are logged in their text form, written
+// by each column type's output function (forms), as COPY writes them, so
 // applying them with casts back to the column types is exact for every
 // type: numeric scale, float NaN/Infinity and -0, json whitespace, jsonb
 // 'null' versus NULL, arrays with bounds, bytea, intervals, enums, domains.
-func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string) []string {
+// pinned: as stmtTriggerSQL's (stmtcapture.go): SET clauses, or, where the
+// column types allow, none and the settings checked on each call.
+func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string, pinned bool) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
-	textArray := func(rec string, names []string) string {
-		if len(names) == 0 {
-			return "'{}'::text[]"
-		}
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = forms[n].expr(rec)
-		}
-		return "ARRAY[" + strings.Join(parts, ", ") + "]"
-	}
+	textArray := func(rec string, names []string) string { return textArrayOf(forms, rec, names) }
 	// old_key: for a keyed table, the old key when an update changed it; for
 	// a table without a key (--allow-no-key), the whole old row of every
 	// update and delete, to find the target row by.
-	updOld, delOld := fmt.Sprintf("NULLIF(%s, k)", textArray("OLD", t.Key)), "NULL"
+	updOld, delOld := fmt.Sprintf("CASE WHEN %s OPERATOR(pg_catalog.=) k THEN NULL ELSE %[1]s END", textArray("OLD", t.Key)), "NULL"
 	if len(t.Key) == 0 {
 		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
 	}
-	// captureFuncHeader (stmtcapture.go): SECURITY DEFINER as the capture
-	// role, search_path and the text-form settings pinned.
-	body := captureFuncHeader(fn) + "AS " + dollarQuote(fmt.Sprintf(`DECLARE
-	k text[];
+	header, prologue, epilogue := captureFuncHeader(fn), "", ""
+	if !pinned {
+		header = "CREATE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
+		prologue, epilogue = settingsPrologue, settingsEpilogue
+	}
+	body := header + "AS " + dollarQuote(fmt.Sprintf(`DECLARE
+	k pg_catalog.text[];
+	saved pg_catalog.text[];
 BEGIN
-	IF TG_OP = 'INSERT' THEN
+	%[7]s	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[1]d, 'I', %[2]s, %[4]s);
-	ELSIF TG_OP = 'UPDATE' THEN
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
 		k := %[2]s;
 		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[1]d, 'U', k, %[5]s, %[4]s);
-	ELSIF TG_OP = 'DELETE' THEN
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
 		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[1]d, 'D', %[3]s, %[6]s);
 	ELSE
-		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
+		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::pg_catalog.text, TG_TABLE_NAME::pg_catalog.text]);
 	END IF;
-	RETURN NULL;
+	%[8]s	RETURN NULL;
 END
-`, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld))
+`, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld, prologue, epilogue))
 
 	q := t.qname()
 	return []string{

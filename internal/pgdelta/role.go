@@ -123,12 +123,12 @@ func upgradeCapture(ctx context.Context, source *pgx.Conn) (bool, error) {
 				c.OID).Scan(&byStmt); err != nil {
 				return fmt.Errorf("%s: read triggers: %w", c.display(), err)
 			}
-			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role)
+			var fast, native bool
+			if err := tx.QueryRow(ctx, stmtKindsSQL, c.OID, c.Key).Scan(&fast, &native); err != nil {
+				return fmt.Errorf("%s: read column types: %w", c.display(), err)
+			}
+			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast)
 			if byStmt {
-				var fast, native bool
-				if err := tx.QueryRow(ctx, stmtKindsSQL, c.OID, c.Key).Scan(&fast, &native); err != nil {
-					return fmt.Errorf("%s: read column types: %w", c.display(), err)
-				}
 				stmts = stmtTriggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast, native)
 			}
 			// the function, then its owner; the triggers exist already

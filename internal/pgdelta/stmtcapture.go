@@ -94,6 +94,29 @@ const canonicalSettingsSQL = `pg_catalog.starts_with(pg_catalog.current_setting(
 		AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'
 		AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'`
 
+// settingsPrologue (with a "saved pg_catalog.text[]" variable) gives the
+// statements after it the canonical text-form settings: when the writer's
+// session has other ones, it saves them and sets the canonical ones for the
+// transaction; settingsEpilogue puts the writer's back.
+var settingsPrologue = `IF NOT (` + canonicalSettingsSQL + `) THEN
+		saved := ARRAY[pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('TimeZone'),
+			pg_catalog.current_setting('extra_float_digits'), pg_catalog.current_setting('bytea_output'),
+			pg_catalog.current_setting('IntervalStyle')];
+		PERFORM pg_catalog.set_config('DateStyle', 'ISO', true), pg_catalog.set_config('TimeZone', 'UTC', true),
+			pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true),
+			pg_catalog.set_config('IntervalStyle', 'postgres', true);
+	END IF;
+`
+
+const settingsEpilogue = `IF saved IS NOT NULL THEN
+		-- back to the writer's own (still transaction-local: a rollback
+		-- or commit ends them as it would have anyway)
+		PERFORM pg_catalog.set_config('DateStyle', saved[1], true), pg_catalog.set_config('TimeZone', saved[2], true),
+			pg_catalog.set_config('extra_float_digits', saved[3], true), pg_catalog.set_config('bytea_output', saved[4], true),
+			pg_catalog.set_config('IntervalStyle', saved[5], true);
+	END IF;
+`
+
 // stmtTriggerSQL generates the statement-level trigger function and
 // triggers of one table. Every identifier is quoted, every name of a type,
 // function or operator schema-qualified (the session's search_path cannot
@@ -185,15 +208,7 @@ SELECT %[1]d, CASE WHEN o.k IS NULL THEN 'I' ELSE 'U' END::pg_catalog."char", n.
 	moved pg_catalog.bool;
 	saved pg_catalog.text[];
 BEGIN
-	IF NOT (%[6]s) THEN
-		saved := ARRAY[pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('TimeZone'),
-			pg_catalog.current_setting('extra_float_digits'), pg_catalog.current_setting('bytea_output'),
-			pg_catalog.current_setting('IntervalStyle')];
-		PERFORM pg_catalog.set_config('DateStyle', 'ISO', true), pg_catalog.set_config('TimeZone', 'UTC', true),
-			pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true),
-			pg_catalog.set_config('IntervalStyle', 'postgres', true);
-	END IF;
-	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+	%[6]s	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
 		INSERT INTO kwickmig.log (tid, op, key, data) SELECT %[1]d, 'I', %[2]s, %[3]s FROM kwickmig_new n;
 	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
 		%[4]s
@@ -208,16 +223,9 @@ BEGIN
 	ELSE
 		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::pg_catalog.text, TG_TABLE_NAME::pg_catalog.text]);
 	END IF;
-	IF saved IS NOT NULL THEN
-		-- back to the writer's own (still transaction-local: a rollback
-		-- or commit ends them as it would have anyway)
-		PERFORM pg_catalog.set_config('DateStyle', saved[1], true), pg_catalog.set_config('TimeZone', saved[2], true),
-			pg_catalog.set_config('extra_float_digits', saved[3], true), pg_catalog.set_config('bytea_output', saved[4], true),
-			pg_catalog.set_config('IntervalStyle', saved[5], true);
-	END IF;
-	RETURN NULL;
+	%[8]s	RETURN NULL;
 END
-`, tid, arr("n", t.Key), arr("n", cols), one, del, canonicalSettingsSQL, many)
+`, tid, arr("n", t.Key), arr("n", cols), one, del, settingsPrologue, many, settingsEpilogue)
 
 	q := t.qname()
 	stmts := []string{header + "AS " + dollarQuote(body), fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role))}
@@ -295,14 +303,14 @@ func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []st
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.display(), err)
 	}
+	var fast, native bool
+	if err := conn.QueryRow(ctx, stmtKindsSQL, t.OID, t.Key).Scan(&fast, &native); err != nil {
+		return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)
+	}
 	if stmt {
-		var fast, native bool
-		if err := conn.QueryRow(ctx, stmtKindsSQL, t.OID, t.Key).Scan(&fast, &native); err != nil {
-			return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)
-		}
 		return stmtTriggerSQL(tid, t, cols, forms, role, !fast, native), nil
 	}
-	return triggerSQL(tid, t, cols, forms, role), nil
+	return triggerSQL(tid, t, cols, forms, role, !fast), nil
 }
 
 // captureTriggersSQL checks, per captured table, that its capture triggers
