@@ -296,13 +296,22 @@ SELECT coalesce(bool_and(
 ), true)
 FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.t`
 
+// captureBy is kwickmig.meta's capture_by: how install captures tables.
+func captureBy(rowOnly bool) string {
+	if rowOnly {
+		return "row"
+	}
+	return "statement where possible"
+}
+
 // captureSQL is the capture function and triggers for t: by statement
-// where statementCapture allows, else by row.
-func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []string, forms map[string]textForm, role string) ([]string, error) {
+// where statementCapture allows (and not rowOnly), else by row.
+func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []string, forms map[string]textForm, role string, rowOnly bool) ([]string, error) {
 	stmt, err := statementCapture(ctx, conn, t.OID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.display(), err)
 	}
+	stmt = stmt && !rowOnly
 	var fast, native bool
 	if err := conn.QueryRow(ctx, stmtKindsSQL, t.OID, t.Key).Scan(&fast, &native); err != nil {
 		return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)

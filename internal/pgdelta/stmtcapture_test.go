@@ -226,3 +226,26 @@ func TestStatementCaptureSearchPath(t *testing.T) {
 		t.Fatalf("%d log rows not in the canonical text forms", bad)
 	}
 }
+
+// TestRowTriggersOption: install with RowTriggers captures a plain table by
+// row triggers (recorded for capture add), and multi-row statements with
+// key changes still arrive exactly.
+func TestRowTriggersOption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, `CREATE TABLE r (id int PRIMARY KEY, v text)`)
+	kmtest.Exec(t, e.SourceURL, `INSERT INTO r SELECT g, 'v' FROM generate_series(1, 500) g`)
+	e.install(InstallOptions{RowTriggers: true})
+	var names []string
+	var by string
+	if err := e.src().QueryRow(testCtx(t), `SELECT array_agg(tgname::text ORDER BY tgname), (SELECT value FROM kwickmig.meta WHERE key = 'capture_by')
+		FROM pg_trigger WHERE tgrelid = 'r'::regclass AND NOT tgisinternal`).Scan(&names, &by); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, ",") != "kwickmig_capture,kwickmig_capture_truncate" || by != "row" {
+		t.Fatalf("triggers %v, capture_by %q; want the row triggers, recorded as row", names, by)
+	}
+	e.bulkCopy(nil)
+	kmtest.Exec(t, e.SourceURL, `UPDATE r SET v = v || '+'`, `UPDATE r SET id = id + 1000 WHERE id % 4 = 0`, `DELETE FROM r WHERE id < 20`)
+	e.finalDelta(Options{})
+	e.assertSame()
+}
