@@ -6,8 +6,8 @@
 #     has no key), runs taking turns, median of BENCH_CAPTURE_RUNS each;
 #   - one UPDATE of all 1M pgbench_accounts rows in a single statement, in
 #     each database, taking turns (VACUUM and CHECKPOINT before each).
-# Sides: off (no capture), on (capture install: plain tables by statement
-# triggers), row (capture install --row-triggers), and ref when set.
+# Sides: off (no capture), on (capture install: row triggers), stmt (capture
+# install --statement-triggers), and ref when set.
 # It prints the ratios, the capture's cost in µs per changed row (wall, and
 # the source cluster's CPU), and the load average around every run: the
 # machine may be shared, and taking turns makes load hit both sides alike.
@@ -83,12 +83,12 @@ mkdir -p "$OUT"
 
 # The databases: off (no capture), on (capture by $KWICKMIG), ref (capture
 # by $REF, when set). Each gets the same pgbench data.
-SIDES="off on row"
-[[ -n $REF ]] && SIDES="off on row ref"
+SIDES="off on stmt"
+[[ -n $REF ]] && SIDES="off on stmt ref"
 declare -A URL BIN ARGS
 BIN[on]=$KWICKMIG
-BIN[row]=$KWICKMIG
-ARGS[row]=--row-triggers
+BIN[stmt]=$KWICKMIG
+ARGS[stmt]=--statement-triggers
 BIN[ref]=$REF
 for s in $SIDES; do
 	db=kwickbench_capture_$s
@@ -187,7 +187,7 @@ c_off=$(med "${UCPU[off]}")
 			"$(awk -v a="$t" -v b="$tps_off" -v n="$rows" 'BEGIN { print (1 / a - 1 / b) * 1e6 / n }')" \
 			"$pc" "$(awk -v a="$pc" -v b="$pc_off" 'BEGIN { print b / a }')" "$(awk -v a="$pc" -v b="$pc_off" -v n="$rows" 'BEGIN { print (a - b) / n }')"
 	done
-	echo "  (target: capture >= 0.85x the tps without; tps per run: off ${TPS[off]}; on ${TPS[on]}; row ${TPS[row]}${REF:+; ref ${TPS[ref]}})"
+	echo "  (target: capture >= 0.85x the tps without; tps per run: off ${TPS[off]}; on ${TPS[on]}; stmt ${TPS[stmt]}${REF:+; ref ${TPS[ref]}})"
 	echo
 	echo "UPDATE pgbench_accounts SET abalance = abalance + 1 ($N rows, one statement), median of $RUNS:"
 	printf '  %-4s %10s %8s %14s %14s %16s\n' side "wall s" ratio "µs/row wall" "source CPU s" "CPU µs/row"
@@ -202,7 +202,7 @@ c_off=$(med "${UCPU[off]}")
 			"$(awk -v a="$w" -v b="$w_off" -v n="$N" 'BEGIN { print (a - b) * 1e6 / n }')" "$c" \
 			"$(awk -v a="$c" -v b="$c_off" -v n="$N" 'BEGIN { print (a - b) * 1e6 / n }')"
 	done
-	echo "  (target: capture <= 2x the time without; wall s per run: off ${UWALL[off]}; on ${UWALL[on]}; row ${UWALL[row]}${REF:+; ref ${UWALL[ref]}})"
+	echo "  (target: capture <= 2x the time without; wall s per run: off ${UWALL[off]}; on ${UWALL[on]}; stmt ${UWALL[stmt]}${REF:+; ref ${UWALL[ref]}})"
 } | tee "$OUT/capture.txt"
 
 for s in $SIDES; do

@@ -73,13 +73,12 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 	if err := ensurePartitionRecord(ctx, source); err != nil {
 		return res, err
 	}
-	// As install chose (an install by an older kwickmig: by statement
-	// where possible, as new installs do by default).
+	// As install chose (an install by an older kwickmig: by row).
 	var by string
 	if err := source.QueryRow(ctx, `SELECT coalesce((SELECT value FROM kwickmig.meta WHERE key = 'capture_by'), '')`).Scan(&by); err != nil {
 		return res, fmt.Errorf("source: read capture install: %w", err)
 	}
-	rowOnly := by == captureBy(true)
+	byStatement := by == captureBy(true)
 	err = pgx.BeginTxFunc(ctx, source, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lt.Milliseconds())); err != nil {
 			return err
@@ -157,7 +156,7 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, rowOnly) // stmtcapture.go
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, byStatement) // stmtcapture.go
 			if err != nil {
 				return err
 			}

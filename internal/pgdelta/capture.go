@@ -67,11 +67,11 @@ type InstallOptions struct {
 	// LockTimeout bounds the wait for each table's lock (CREATE TRIGGER
 	// blocks writers briefly). Zero means 10 s.
 	LockTimeout time.Duration
-	// RowTriggers captures every table by row triggers, also the plain
-	// tables statement triggers would capture (stmtcapture.go): a little
-	// cheaper for one-row statements, several times dearer for statements
-	// that change many rows. Recorded; capture add follows it.
-	RowTriggers bool
+	// StatementTriggers captures plain tables by statement triggers with
+	// transition tables (stmtcapture.go): several times cheaper for
+	// statements that change many rows, dearer for one-row statements.
+	// Recorded; capture add follows it.
+	StatementTriggers bool
 }
 
 // InstallResult is what install did.
@@ -181,7 +181,7 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, opts.RowTriggers) // stmtcapture.go
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, opts.StatementTriggers) // stmtcapture.go
 			if err != nil {
 				return err
 			}
@@ -215,7 +215,7 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			('installed_at', now()::text),
 			('excluded', $1),
 			('capture_role', $2),
-			('capture_by', $3)`, strings.Join(exclNames, "\n"), role, captureBy(opts.RowTriggers))
+			('capture_by', $3)`, strings.Join(exclNames, "\n"), role, captureBy(opts.StatementTriggers))
 		return err
 	})
 	if err != nil {

@@ -10,12 +10,17 @@ import (
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
-// Statement-level capture. A row trigger runs its function, and an INSERT
-// into the log, once per changed row: 12 µs of CPU per row here, five times
-// the cost of the UPDATE itself on a narrow table. A statement trigger with
-// transition tables (REFERENCING OLD TABLE / NEW TABLE) logs all the rows of
-// a statement with one INSERT … SELECT: about 1.5 µs per row for a bulk
-// UPDATE, and about the same as a row trigger for a one-row statement.
+// Statement-level capture (capture install --statement-triggers). A row
+// trigger runs its function, and an INSERT into the log, once per changed
+// row: 12 µs of CPU per row here, five times the cost of the UPDATE itself
+// on a narrow table. A statement trigger with transition tables
+// (REFERENCING OLD TABLE / NEW TABLE) logs all the rows of a statement with
+// one INSERT … SELECT: 3–4 µs per row for a bulk UPDATE. For a one-row
+// statement it costs more than a row trigger (the transition tables and
+// their scans: about 20 µs against 11 µs of CPU here, and 0.55× against
+// 0.65× the CPU per pgbench transaction without capture), so row triggers
+// stay the default and statement triggers are for sources whose writes
+// come in big statements (batch jobs, bulk UPDATEs).
 //
 // The log is the same: one row per changed table row, the same text forms,
 // the same ops, so the apply, the offline export and import are unchanged.
@@ -297,21 +302,23 @@ SELECT coalesce(bool_and(
 FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.t`
 
 // captureBy is kwickmig.meta's capture_by: how install captures tables.
-func captureBy(rowOnly bool) string {
-	if rowOnly {
-		return "row"
+func captureBy(byStatement bool) string {
+	if byStatement {
+		return "statement where possible"
 	}
-	return "statement where possible"
+	return "row"
 }
 
 // captureSQL is the capture function and triggers for t: by statement
-// where statementCapture allows (and not rowOnly), else by row.
-func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []string, forms map[string]textForm, role string, rowOnly bool) ([]string, error) {
-	stmt, err := statementCapture(ctx, conn, t.OID)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.display(), err)
+// where byStatement asks and statementCapture allows, else by row.
+func captureSQL(ctx context.Context, conn *pgx.Conn, tid int, t table, cols []string, forms map[string]textForm, role string, byStatement bool) ([]string, error) {
+	stmt := false
+	if byStatement {
+		var err error
+		if stmt, err = statementCapture(ctx, conn, t.OID); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.display(), err)
+		}
 	}
-	stmt = stmt && !rowOnly
 	var fast, native bool
 	if err := conn.QueryRow(ctx, stmtKindsSQL, t.OID, t.Key).Scan(&fast, &native); err != nil {
 		return nil, fmt.Errorf("%s: read column types: %w", t.display(), err)

@@ -1,6 +1,8 @@
 package pgdelta
 
 import (
+	"errors"
+	"fmt"
 	"github.com/kwick/kwickmig/internal/pgutil"
 	"strings"
 	"testing"
@@ -28,7 +30,7 @@ func TestStatementCaptureExact(t *testing.T) {
 		`INSERT INTO dup SELECT g % 5, 'x' FROM generate_series(1, 50) g`,
 		`INSERT INTO nk SELECT g::numeric(10,1), 'n' || g FROM generate_series(1, 100) g`,
 		`INSERT INTO ev SELECT g, '2026-01-01'::date + (g % 50), 'v' || g FROM generate_series(1, 300) g`)
-	e.install(InstallOptions{AllowNoKey: true})
+	e.install(InstallOptions{AllowNoKey: true, StatementTriggers: true})
 	var stmtTables, rowTables string
 	if err := e.src().QueryRow(testCtx(t), `SELECT
 			string_agg(DISTINCT tgrelid::regclass::text, ',') FILTER (WHERE tgname = 'kwickmig_capture_update'),
@@ -128,7 +130,7 @@ func TestStatementCaptureSearchPath(t *testing.T) {
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON acct, pt TO `+app,
 		`INSERT INTO pt SELECT g, '2026-05-01', now() FROM generate_series(1, 30) g`,
 		`INSERT INTO acct SELECT g, 'v' || g, '2026-03-01 12:00+01'::timestamptz + g * interval '1 minute', '2026-03-01'::date + g, g / 7.0, '\xdead', g * interval '90 minutes', '{a,b}' FROM generate_series(1, 50) g`)
-	e.install(InstallOptions{})
+	e.install(InstallOptions{StatementTriggers: true})
 	for fn, want := range map[string]string{"capture_1": "jit=off", "capture_2": ""} {
 		var config []string
 		if err := e.src().QueryRow(testCtx(t), `SELECT coalesce(proconfig, '{}') FROM pg_proc WHERE proname = $1`, fn).Scan(&config); err != nil {
@@ -227,14 +229,14 @@ func TestStatementCaptureSearchPath(t *testing.T) {
 	}
 }
 
-// TestRowTriggersOption: install with RowTriggers captures a plain table by
-// row triggers (recorded for capture add), and multi-row statements with
-// key changes still arrive exactly.
-func TestRowTriggersOption(t *testing.T) {
+// TestRowTriggersDefault: install without StatementTriggers captures a plain
+// table by row triggers (recorded for capture add), and multi-row
+// statements with key changes arrive exactly.
+func TestRowTriggersDefault(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, `CREATE TABLE r (id int PRIMARY KEY, v text)`)
 	kmtest.Exec(t, e.SourceURL, `INSERT INTO r SELECT g, 'v' FROM generate_series(1, 500) g`)
-	e.install(InstallOptions{RowTriggers: true})
+	e.install(InstallOptions{})
 	var names []string
 	var by string
 	if err := e.src().QueryRow(testCtx(t), `SELECT array_agg(tgname::text ORDER BY tgname), (SELECT value FROM kwickmig.meta WHERE key = 'capture_by')
@@ -248,4 +250,40 @@ func TestRowTriggersOption(t *testing.T) {
 	kmtest.Exec(t, e.SourceURL, `UPDATE r SET v = v || '+'`, `UPDATE r SET id = id + 1000 WHERE id % 4 = 0`, `DELETE FROM r WHERE id < 20`)
 	e.finalDelta(Options{})
 	e.assertSame()
+}
+
+// TestStatementCaptureDrift: a table captured by statement that joins an
+// inheritance tree (its statement triggers would log a child's rows as its
+// own), or whose statement triggers are dropped or no longer ALWAYS, is
+// refused by final-delta before anything is applied.
+func TestStatementCaptureDrift(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ ddl, want string }{
+		{`CREATE TABLE s1_kid () INHERITS (s1)`, "public.s1 (joined an inheritance tree"},
+		{`DROP TRIGGER kwickmig_capture_delete ON s2`, "public.s2 (capture trigger disabled"},
+		{`ALTER TABLE s3 ENABLE TRIGGER kwickmig_capture_insert`, "public.s3 (capture trigger disabled"},
+	}
+	var ddl []string
+	for i := range cases {
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE s%d (id int PRIMARY KEY, v text)`, i+1))
+	}
+	ddl = append(ddl, `CREATE TABLE s4 (id int PRIMARY KEY)`) // unchanged
+	e := newEnv(t, ddl...)
+	e.install(InstallOptions{StatementTriggers: true})
+	e.bulkCopy(nil)
+	for i, tc := range cases {
+		kmtest.Exec(t, e.SourceURL, fmt.Sprintf(`INSERT INTO s%d VALUES (1, 'x')`, i+1), tc.ddl)
+	}
+	_, err := FinalDelta(testCtx(t), e.src(), e.tgt(), Options{})
+	if !errors.Is(err, ErrSchemaChanged) {
+		t.Fatalf("err=%v, want ErrSchemaChanged", err)
+	}
+	for _, tc := range cases {
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("after %s: error %q does not say %q", tc.ddl, err, tc.want)
+		}
+	}
+	if strings.Contains(err.Error(), "s4") {
+		t.Errorf("error names the unchanged table s4: %v", err)
+	}
 }

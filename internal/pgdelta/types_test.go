@@ -146,12 +146,9 @@ func TestSchemaChangeRefused(t *testing.T) {
 		{`ALTER TABLE t3 RENAME TO things`, "public.t3 (renamed to public.things)"},
 		{`CREATE TABLE later (id int PRIMARY KEY)`, "public.later (created after capture install"},
 		{`DROP TABLE t5`, "public.t5 (dropped)"},
-		{`ALTER TABLE t6 DISABLE TRIGGER kwickmig_capture_update`, "public.t6 (capture trigger disabled"},
-		{`ALTER TABLE t7 ENABLE TRIGGER kwickmig_capture_insert`, "public.t7 (capture trigger disabled"}, // no longer ALWAYS
+		{`ALTER TABLE t6 DISABLE TRIGGER kwickmig_capture`, "public.t6 (capture trigger disabled"},
+		{`ALTER TABLE t7 ENABLE TRIGGER kwickmig_capture`, "public.t7 (capture trigger disabled"}, // no longer ALWAYS
 		{`ALTER TABLE t8 DROP CONSTRAINT t8_pkey, ADD PRIMARY KEY (id, name)`, "public.t8 (key changed)"},
-		// captured by statement: a child's rows would be logged as its own
-		{`CREATE TABLE t9_kid () INHERITS (t9)`, "public.t9 (joined an inheritance tree"},
-		{`DROP TRIGGER kwickmig_capture_delete ON t10`, "public.t10 (capture trigger disabled"},
 	}
 	var ddl []string
 	for i := range cases {
