@@ -14,6 +14,7 @@
 #
 #   BENCH_ONLY=capture make bench
 #   make build && go run ./tools/testenv -fast=false -s3=false -- bash bench/capture.sh
+# (see bench/README.md, "Capture overhead benchmark")
 #
 # Knobs: BENCH_CAPTURE_RUNS=3, BENCH_CAPTURE_SECONDS=15, BENCH_CAPTURE_SCALE=10,
 # BENCH_CAPTURE_CLIENTS=4, BENCH_CAPTURE_THREADS=2, BENCH_CAPTURE_REF=path to
