@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db|verify|latency   run just one of them
+#   BENCH_ONLY=files|db|verify|latency|capture   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,6 +63,14 @@ fi
 # against rclone, s5cmd and aws s3 sync.
 if [[ -z $only || $only == latency ]]; then
 	step bash bench/latency.sh
+fi
+
+# --- capture overhead benchmark ------------------------------------------------------
+# bench/capture.sh: pgbench and a 1M-row UPDATE with and without change capture.
+if [[ -z $only || $only == capture ]]; then
+	if [[ -f bench/capture.sh ]]; then
+		step bash bench/capture.sh
+	fi
 fi
 
 exit "$status"

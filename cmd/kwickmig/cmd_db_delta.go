@@ -104,10 +104,11 @@ func (o *deltaCommon) finish(ctx context.Context, g *globalOptions, command stri
 // CaptureOptions are the flags of db capture install|status|remove|add.
 type CaptureOptions struct {
 	deltaCommon
-	Exclude     []string
-	AllowNoKey  bool
-	LockTimeout time.Duration
-	PgDump      string
+	Exclude           []string
+	AllowNoKey        bool
+	LockTimeout       time.Duration
+	PgDump            string
+	StatementTriggers bool
 }
 
 func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
@@ -123,6 +124,7 @@ func newCaptureInstallCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringArrayVar(&opts.Exclude, "exclude-table", nil, "do not capture this table (schema.table, or table when one schema has it; repeatable); exclude it from the bulk copy too")
 	cmd.Flags().BoolVar(&opts.AllowNoKey, "allow-no-key", false, "also capture tables without a primary or unique not-null key (full-row matching: each update or delete scans the table)")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 10*time.Second, "give up if a table cannot be locked for trigger creation within this time")
+	cmd.Flags().BoolVar(&opts.StatementTriggers, "statement-triggers", false, "capture plain tables by statement triggers (one log insert per statement: several times cheaper for statements changing many rows, dearer for one-row statements; partitioned and inherited tables keep row triggers)")
 	return cmd
 }
 
@@ -172,7 +174,7 @@ func (opts CaptureOptions) onSource(ctx context.Context, g *globalOptions, comma
 
 func runCaptureInstall(ctx context.Context, opts CaptureOptions, g *globalOptions) error {
 	return opts.onSource(ctx, g, "db capture install", func(src *pgx.Conn) (any, error) {
-		res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout})
+		res, err := pgdelta.Install(ctx, src, pgdelta.InstallOptions{Exclude: opts.Exclude, AllowNoKey: opts.AllowNoKey, LockTimeout: opts.LockTimeout, StatementTriggers: opts.StatementTriggers})
 		if err != nil {
 			return res, err
 		}

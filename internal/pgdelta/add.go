@@ -73,6 +73,12 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 	if err := ensurePartitionRecord(ctx, source); err != nil {
 		return res, err
 	}
+	// As install chose (an install by an older kwickmig: by row).
+	var by string
+	if err := source.QueryRow(ctx, `SELECT coalesce((SELECT value FROM kwickmig.meta WHERE key = 'capture_by'), '')`).Scan(&by); err != nil {
+		return res, fmt.Errorf("source: read capture install: %w", err)
+	}
+	byStatement := by == captureBy(true)
 	err = pgx.BeginTxFunc(ctx, source, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lt.Milliseconds())); err != nil {
 			return err
@@ -150,7 +156,11 @@ func AddTables(ctx context.Context, source *pgx.Conn, names []string, opts AddOp
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, byStatement) // stmtcapture.go
+			if err != nil {
+				return err
+			}
+			for _, stmt := range stmts {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return fmt.Errorf("install trigger on %s: %w", t.display(), err)
 				}

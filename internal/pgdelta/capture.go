@@ -67,6 +67,11 @@ type InstallOptions struct {
 	// LockTimeout bounds the wait for each table's lock (CREATE TRIGGER
 	// blocks writers briefly). Zero means 10 s.
 	LockTimeout time.Duration
+	// StatementTriggers captures plain tables by statement triggers with
+	// transition tables (stmtcapture.go): several times cheaper for
+	// statements that change many rows, dearer for one-row statements.
+	// Recorded; capture add follows it.
+	StatementTriggers bool
 }
 
 // InstallResult is what install did.
@@ -176,7 +181,11 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.display(), err)
 			}
-			for _, stmt := range triggerSQL(tid, t, logged, forms, role) {
+			stmts, err := captureSQL(ctx, tx.Conn(), tid, t, logged, forms, role, opts.StatementTriggers) // stmtcapture.go
+			if err != nil {
+				return err
+			}
+			for _, stmt := range stmts {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					if isLockTimeout(err) {
 						return fmt.Errorf("could not lock %s within %s (transactions are writing to it); nothing was installed: retry at a quieter moment or raise --lock-timeout",
@@ -205,7 +214,8 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 			('install_txid', pg_current_xact_id()::text),
 			('installed_at', now()::text),
 			('excluded', $1),
-			('capture_role', $2)`, strings.Join(exclNames, "\n"), role)
+			('capture_role', $2),
+			('capture_by', $3)`, strings.Join(exclNames, "\n"), role, captureBy(opts.StatementTriggers))
 		return err
 	})
 	if err != nil {
@@ -214,60 +224,46 @@ func Install(ctx context.Context, source *pgx.Conn, opts InstallOptions) (Instal
 	return res, nil
 }
 
-// triggerSQL generates the per-table trigger function and triggers. Every
-// identifier is quoted. Values are logged in their text form, written by
-// each column type's output function (forms), as COPY writes them, so
+// triggerSQL generates the per-table row trigger function and triggers.
+// Every identifier is quoted. Values are logged in their text form, written
+// by each column type's output function (forms), as COPY writes them, so
 // applying them with casts back to the column types is exact for every
 // type: numeric scale, float NaN/Infinity and -0, json whitespace, jsonb
 // 'null' versus NULL, arrays with bounds, bytea, intervals, enums, domains.
-func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string) []string {
+// pinned: as stmtTriggerSQL's (stmtcapture.go): SET clauses, or, where the
+// column types allow, none and the settings checked on each call.
+func triggerSQL(tid int, t table, cols []string, forms map[string]textForm, role string, pinned bool) []string {
 	fn := fmt.Sprintf("kwickmig.capture_%d", tid)
-	textArray := func(rec string, names []string) string {
-		if len(names) == 0 {
-			return "'{}'::text[]"
-		}
-		parts := make([]string, len(names))
-		for i, n := range names {
-			parts[i] = forms[n].expr(rec)
-		}
-		return "ARRAY[" + strings.Join(parts, ", ") + "]"
-	}
+	textArray := func(rec string, names []string) string { return textArrayOf(forms, rec, names) }
 	// old_key: for a keyed table, the old key when an update changed it; for
 	// a table without a key (--allow-no-key), the whole old row of every
 	// update and delete, to find the target row by.
-	updOld, delOld := fmt.Sprintf("NULLIF(%s, k)", textArray("OLD", t.Key)), "NULL"
+	updOld, delOld := fmt.Sprintf("CASE WHEN %s OPERATOR(pg_catalog.=) k THEN NULL ELSE %[1]s END", textArray("OLD", t.Key)), "NULL"
 	if len(t.Key) == 0 {
 		updOld, delOld = textArray("OLD", cols), textArray("OLD", cols)
 	}
-	// SECURITY DEFINER, owned by the capture role: application roles need
-	// no rights on kwickmig, and the function has no rights but inserting
-	// into the log. The SET clauses fix every setting that changes a value's
-	// text form, whatever the writer's session set: shortest-exact floats,
-	// ISO dates in UTC, unambiguous intervals, hex bytea.
-	body := fmt.Sprintf(`CREATE FUNCTION %[1]s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET extra_float_digits = 1
-SET datestyle = ISO
-SET timezone = UTC
-SET intervalstyle = postgres
-SET bytea_output = hex
-AS $kwickmig$
-DECLARE
-	k text[];
+	header, prologue, epilogue := captureFuncHeader(fn), "", ""
+	if !pinned {
+		header = "CREATE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
+		prologue, epilogue = settingsPrologue, settingsEpilogue
+	}
+	body := header + "AS " + dollarQuote(fmt.Sprintf(`DECLARE
+	k pg_catalog.text[];
+	saved pg_catalog.text[];
 BEGIN
-	IF TG_OP = 'INSERT' THEN
-		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[2]d, 'I', %[3]s, %[5]s);
-	ELSIF TG_OP = 'UPDATE' THEN
-		k := %[3]s;
-		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[2]d, 'U', k, %[6]s, %[5]s);
-	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[2]d, 'D', %[4]s, %[7]s);
+	%[7]s	IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+		INSERT INTO kwickmig.log (tid, op, key, data) VALUES (%[1]d, 'I', %[2]s, %[4]s);
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+		k := %[2]s;
+		INSERT INTO kwickmig.log (tid, op, key, old_key, data) VALUES (%[1]d, 'U', k, %[5]s, %[4]s);
+	ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+		INSERT INTO kwickmig.log (tid, op, key, old_key) VALUES (%[1]d, 'D', %[3]s, %[6]s);
 	ELSE
-		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[2]d, 'T', ARRAY[TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text]);
+		INSERT INTO kwickmig.log (tid, op, key) VALUES (%[1]d, 'T', ARRAY[TG_TABLE_SCHEMA::pg_catalog.text, TG_TABLE_NAME::pg_catalog.text]);
 	END IF;
-	RETURN NULL;
+	%[8]s	RETURN NULL;
 END
-$kwickmig$`, fn, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld)
+`, tid, textArray("NEW", t.Key), textArray("OLD", t.Key), textArray("NEW", cols), updOld, delOld, prologue, epilogue))
 
 	q := t.qname()
 	return []string{

@@ -16,10 +16,16 @@
 // RecordBaseline; round k holds tick k and, while unfinished, the last log id
 // applied) and batches (offline part files applied).
 //
+// Plain tables are captured by statement triggers with transition tables
+// (one INSERT … SELECT into the log per statement), partitioned tables,
+// tables in inheritance trees and tables written by a subscription by row
+// triggers (stmtcapture.go); the log rows are the same either way.
+//
 // Values are logged as the text their type's output function produces (with
-// the trigger pinning extra_float_digits, DateStyle, TimeZone, IntervalStyle
-// and bytea_output) and applied by casting that text back to the target
-// column's type: the same round trip as COPY's text format, so numeric
+// extra_float_digits, DateStyle, TimeZone, IntervalStyle and bytea_output
+// pinned: by the function's SET clauses, or, where the column types allow,
+// checked and set for the statement only when the writer's differ) and
+// applied by casting that text back to the target column's type: the same round trip as COPY's text format, so numeric
 // scale, float NaN/Infinity/-0, json whitespace, jsonb null versus SQL NULL,
 // array bounds, bytea, intervals, enums and domains all arrive exactly.
 //

@@ -332,7 +332,7 @@ func takeOverPartitions(ctx context.Context, source *pgx.Conn, fresh []partition
 // capture trigger builds it.
 func textArrayOf(forms map[string]textForm, rec string, names []string) string {
 	if len(names) == 0 {
-		return "'{}'::text[]"
+		return "'{}'::pg_catalog.text[]"
 	}
 	parts := make([]string, len(names))
 	for i, n := range names {

@@ -117,7 +117,20 @@ func upgradeCapture(ctx context.Context, source *pgx.Conn) (bool, error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.display(), err)
 			}
-			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role)
+			// The function matching the table's triggers (stmtcapture.go).
+			var byStmt bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'kwickmig_capture_update')`,
+				c.OID).Scan(&byStmt); err != nil {
+				return fmt.Errorf("%s: read triggers: %w", c.display(), err)
+			}
+			var fast, native bool
+			if err := tx.QueryRow(ctx, stmtKindsSQL, c.OID, c.Key).Scan(&fast, &native); err != nil {
+				return fmt.Errorf("%s: read column types: %w", c.display(), err)
+			}
+			stmts := triggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast)
+			if byStmt {
+				stmts = stmtTriggerSQL(int(c.TID), c.table, c.Cols, forms, role, !fast, native)
+			}
 			// the function, then its owner; the triggers exist already
 			body := strings.Replace(stmts[0], "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 			for _, s := range []string{body, stmts[1]} {
