@@ -268,7 +268,7 @@ END
 	q := t.qname()
 	return []string{
 		body,
-		fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role)),
+		handOver(fn, role),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()", q, fn),
 		fmt.Sprintf("CREATE TRIGGER kwickmig_capture_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", q, fn),
 		// ALWAYS: also fire for sessions with session_replication_role = replica.
@@ -454,4 +454,14 @@ func loggedColumns(ctx context.Context, conn *pgx.Conn, t table) ([]string, erro
 		}
 	}
 	return logged, nil
+}
+
+// handOver gives trigger function fn to the capture role. Besides
+// membership in the role (createCaptureRole), a non-superuser installer
+// needs the new owner to hold CREATE on the function's schema; the role
+// gets it only for the statement and never keeps it (ownership stays),
+// so code running as the capture role cannot create objects in kwickmig.
+func handOver(fn, role string) string {
+	q := pgutil.QuoteIdent(role)
+	return fmt.Sprintf("GRANT CREATE ON SCHEMA kwickmig TO %[2]s; ALTER FUNCTION %[1]s() OWNER TO %[2]s; REVOKE CREATE ON SCHEMA kwickmig FROM %[2]s", fn, q)
 }

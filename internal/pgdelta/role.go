@@ -49,16 +49,32 @@ func createCaptureRole(ctx context.Context, tx pgx.Tx, role string) error {
 		}
 		stmt = "ALTER ROLE " + q + " " + attrs
 	}
-	for _, s := range []string{
+	stmts := []string{
 		stmt,
 		"COMMENT ON ROLE " + q + " IS 'kwickmig change capture: owns the trigger functions, may only insert into kwickmig.log'",
 		"GRANT USAGE ON SCHEMA kwickmig TO " + q,
 		"GRANT INSERT ON kwickmig.log TO " + q,
-	} {
+	}
+	// Handing the trigger functions to the capture role (ALTER FUNCTION …
+	// OWNER TO) needs membership in it unless the installer is superuser.
+	// A migration often gets no superuser on the source, only a role with
+	// CREATEROLE that owns the tables: it may grant itself the capture
+	// role (PostgreSQL 15; from 16 the creator holds ADMIN on the roles it
+	// creates, and SET TRUE is what OWNER TO needs). The grant gives the
+	// installer nothing it did not have: the capture role may only insert
+	// into the log, and the installer owns the log's schema anyway.
+	var super bool
+	if err := tx.QueryRow(ctx, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return fmt.Errorf("read roles: %w", err)
+	}
+	if !super {
+		stmts = append(stmts, "GRANT "+q+" TO CURRENT_USER")
+	}
+	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			var hint string
 			if isInsufficientPrivilege(err) {
-				hint = " (capture install needs a superuser, or a role with CREATEROLE)"
+				hint = " (capture install needs a superuser, or a role with CREATEROLE that owns the tables and may create schemas in the database)"
 			}
 			return fmt.Errorf("create capture role %s: %w%s", role, err, hint)
 		}

@@ -233,7 +233,7 @@ END
 `, tid, arr("n", t.Key), arr("n", cols), one, del, settingsPrologue, many, settingsEpilogue)
 
 	q := t.qname()
-	stmts := []string{header + "AS " + dollarQuote(body), fmt.Sprintf("ALTER FUNCTION %s() OWNER TO %s", fn, pgutil.QuoteIdent(role))}
+	stmts := []string{header + "AS " + dollarQuote(body), handOver(fn, role)}
 	for _, ev := range []struct{ name, event, ref string }{
 		{"kwickmig_capture_insert", "INSERT", "NEW TABLE AS kwickmig_new"},
 		{"kwickmig_capture_update", "UPDATE", "OLD TABLE AS kwickmig_old NEW TABLE AS kwickmig_new"},
