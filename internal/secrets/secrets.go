@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 const (
@@ -156,6 +157,8 @@ func LoadConfig(ctx context.Context, o Options) (aws.Config, error) {
 			t.TLSHandshakeTimeout = 10 * time.Second
 			t.ResponseHeaderTimeout = 15 * time.Second
 		})))
+	// No SDK warnings on stderr (see s3store): the error names the cause.
+	opts = append(opts, config.WithLogger(logging.Nop{}))
 	return config.LoadDefaultConfig(ctx, opts...)
 }
 

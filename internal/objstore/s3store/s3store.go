@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/kwick/kwickmig/internal/objstore"
 )
@@ -138,6 +139,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// through aws-chunked trailers the server must decode.
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		// The SDK's own warnings (e.g. "falling back to IMDSv1" on a host
+		// without an instance role) go unformatted to stderr, between
+		// kwickmig's log lines and before its one-line error, which names
+		// the credentials problem anyway.
+		config.WithLogger(logging.Nop{}),
 	)
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
