@@ -25,8 +25,12 @@ func stateCheckpoints(dir string) ([]string, error) {
 		return nil, err
 	}
 	if len(paths) == 0 {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		st, err := os.Stat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return nil, fmt.Errorf("state directory %s does not exist: give the --state (or %s) the commands used, or --checkpoint FILE", dir, stateEnv)
+		case err == nil && !st.IsDir():
+			return nil, fmt.Errorf("--state %s is a file, not a state directory (to report on one checkpoint file: --checkpoint %s)", dir, dir)
 		}
 		return nil, fmt.Errorf("state directory %s holds no checkpoint (*.db): give the --state (or %s) the commands used, or --checkpoint FILE", dir, stateEnv)
 	}
