@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db|verify   run just one of them
+#   BENCH_ONLY=files|db|verify|cutover   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +56,13 @@ if [[ -z $only || $only == verify ]]; then
 	if [[ -f bench/verify.sh ]]; then
 		step bash bench/verify.sh
 	fi
+fi
+
+# --- cutover rehearsal -------------------------------------------------------------
+# bench/cutover.sh: the write freeze step by step, incremental verify files
+# --checksum beside the full one.
+if [[ -z $only || $only == cutover ]]; then
+	step bash bench/cutover.sh
 fi
 
 exit "$status"
