@@ -55,11 +55,15 @@ func proofRows(r *verify.FilesResult) [][]string {
 	} else {
 		var from []string
 		for _, p := range r.ProvenEarlierBy {
-			from = append(from, fmt.Sprintf("%d by run %d (%s, %s)", p.Files, p.Run, p.Mode, p.Started.Local().Format("2006-01-02 15:04:05")))
+			run := fmt.Sprintf("run %d (%s, %s)", p.Run, p.Mode, p.Started.Local().Format("2006-01-02 15:04:05"))
+			if len(r.ProvenEarlierBy) > 1 {
+				run = fmt.Sprintf("%d by %s", p.Files, run)
+			}
+			from = append(from, run)
 		}
-		v := fmt.Sprintf("%d, unchanged since proven", r.ProvenEarlier)
+		v := fmt.Sprint(r.ProvenEarlier)
 		if len(from) > 0 {
-			v += ": " + strings.Join(from, ", ")
+			v += " (unchanged since proven by " + strings.Join(from, ", ") + ")"
 		}
 		full := "no: only files changed since their last proof re-read (--full reads all)"
 		if r.FullProofAt != nil {
