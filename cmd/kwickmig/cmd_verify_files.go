@@ -147,10 +147,10 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	spin.SetTotal(previousCount(cp, verifyFilesTotal))
 	vm := o.Metrics.srv.VerifyFiles()
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
+		Full: o.Full, SampleProvenPct: o.SampleProven,
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
 		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude},
-		Full: o.Full, SampleProvenPct: o.SampleProven,
 		Progress: func(c verify.FilesCounters) {
 			vm.Progress(metrics.VerifyCounters{Files: c.Files, Objects: c.Objects, ContentChecked: c.ContentChecked, Differences: c.Differences})
 			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d%s  differences %d",
@@ -168,11 +168,11 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 	summary := map[string]any{
 		"source": res.Source, "destination": res.Destination, "mode": res.Mode,
+		"content_checked": res.ContentChecked, "full": res.Full, "proven_earlier": res.ProvenEarlier, "full_proof_at": fullProofAt(res),
 		"files_checked": res.FilesChecked, "objects_listed": res.ObjectsListed, "matched": res.Matched,
 		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
 		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
 	}
-	addProofSummary(summary, res)
 	end := runEnd{command: "verify files", started: started, report: o.Report, cp: cp, result: res, summary: summary, noRecord: cp == nil}
 	return finishRun(ctx, g, end, verifyFilesOutcome(res, runErr, o.Report))
 }

@@ -18,18 +18,13 @@ func (o *VerifyFilesOptions) addProofFlags(f *pflag.FlagSet) {
 	f.Float64Var(&o.SampleProven, "sample-proven", 0.1, "with --checksum after a full verification: also re-prove this random percentage of the files proven earlier")
 }
 
-// addProofSummary adds the incremental verification's fields to the run
-// record (kwickmig report).
-func addProofSummary(summary map[string]any, r *verify.FilesResult) {
-	summary["content_checked"] = r.ContentChecked
-	summary["full"] = r.Full
-	summary["proven_earlier"] = r.ProvenEarlier
-	if r.FullProofAt != nil {
-		summary["full_proof_at"] = r.FullProofAt.Format(time.RFC3339)
+// fullProofAt is when the full verification an incremental run builds on
+// started ("" for a full run), for the run record.
+func fullProofAt(r *verify.FilesResult) string {
+	if r.FullProofAt == nil {
+		return ""
 	}
-	if r.ProofError != "" {
-		summary["proof_error"] = r.ProofError
-	}
+	return r.FullProofAt.Format(time.RFC3339)
 }
 
 func provenProgress(c verify.FilesCounters) string {
