@@ -58,7 +58,7 @@ func proofRows(r *verify.FilesResult) [][]string {
 		}
 		v := fmt.Sprint(r.ProvenEarlier)
 		if len(from) > 0 {
-			v += " (unchanged since proven by " + strings.Join(from, ", ") + ")"
+			v += ", unchanged since proven by " + strings.Join(from, ", ")
 		}
 		full := "no: only files changed since their last proof re-read (--full reads all)"
 		if r.FullProofAt != nil {
