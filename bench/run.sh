@@ -2,7 +2,7 @@
 # make bench: the side-by-side benchmarks, run inside tools/testenv (versitygw
 # and two PostgreSQL clusters, addresses in KWICKMIG_TEST_*). Each benchmark
 # runs even if an earlier one failed; the exit status says whether all passed.
-#   BENCH_ONLY=files|db|verify|cutover   run just one of them
+#   BENCH_ONLY=files|db|verify   run just one of them
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,19 +50,19 @@ if [[ -z $only || $only == db ]]; then
 	fi
 fi
 
+# --- cutover rehearsal -------------------------------------------------------------
+# bench/cutover.sh (BENCH_ONLY=cutover, see bench/cutover.md): the write freeze step by step, incremental verify files
+# --checksum beside the full one.
+if [[ -z $only || $only == cutover ]]; then
+	step bash bench/cutover.sh
+fi
+
 # --- verify benchmark ------------------------------------------------------------
 # bench/verify.sh: verify files vs rclone check, verify db vs the COPY-read floor.
 if [[ -z $only || $only == verify ]]; then
 	if [[ -f bench/verify.sh ]]; then
 		step bash bench/verify.sh
 	fi
-fi
-
-# --- cutover rehearsal -------------------------------------------------------------
-# bench/cutover.sh: the write freeze step by step, incremental verify files
-# --checksum beside the full one.
-if [[ -z $only || $only == cutover ]]; then
-	step bash bench/cutover.sh
 fi
 
 exit "$status"
