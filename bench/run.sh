@@ -51,8 +51,8 @@ if [[ -z $only || $only == db ]]; then
 fi
 
 # --- cutover rehearsal -------------------------------------------------------------
-# bench/cutover.sh (BENCH_ONLY=cutover, see bench/cutover.md): the write freeze step by step, incremental verify files
-# --checksum beside the full one.
+# bench/cutover.sh (BENCH_ONLY=cutover, see bench/cutover.md): the write
+# freeze step by step, incremental verify files --checksum beside the full one.
 if [[ -z $only || $only == cutover ]]; then
 	step bash bench/cutover.sh
 fi
