@@ -50,6 +50,13 @@ if [[ -z $only || $only == db ]]; then
 	fi
 fi
 
+# --- cutover rehearsal -------------------------------------------------------------
+# bench/cutover.sh (BENCH_ONLY=cutover, see bench/cutover.md): the write
+# freeze step by step, incremental verify files --checksum beside the full one.
+if [[ -z $only || $only == cutover ]]; then
+	step bash bench/cutover.sh
+fi
+
 # --- verify benchmark ------------------------------------------------------------
 # bench/verify.sh: verify files vs rclone check, verify db vs the COPY-read floor.
 if [[ -z $only || $only == verify ]]; then

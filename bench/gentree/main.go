@@ -3,6 +3,10 @@
 //
 //	gentree -dir TREE -n 100000 [-seed 1]
 //	gentree -dir TREE -n 100000 [-seed 1] -change 1 -manifest changed.tsv
+//	gentree -dir TREE -n 100000 [-seed 1] -append 2000
+//
+// -append writes receipts N .. N+K-1 of the same layout (new receipts land
+// in new day directories, as on the live share) and leaves the rest alone.
 //
 // The change step rewrites every (100/pct)-th receipt with new content: half of
 // them with a new size, a quarter with the same size, and a quarter with the
@@ -31,6 +35,7 @@ func main() {
 	workers := flag.Int("j", 8, "parallel writers")
 	change := flag.Float64("change", 0, "rewrite this percentage of the files instead of generating")
 	manifest := flag.String("manifest", "", "with -change: write the rewritten paths and their kind here")
+	add := flag.Int("append", 0, "write this many new receipts after the first N instead of generating")
 	flag.Parse()
 	if *dir == "" || *n <= 0 {
 		fmt.Fprintln(os.Stderr, "usage: gentree -dir TREE -n N [-seed S] [-change PCT -manifest FILE]")
@@ -39,16 +44,35 @@ func main() {
 	l := receipts.Layout{N: *n, Seed: *seed}
 	start := time.Now()
 	var err error
-	if *change > 0 {
+	switch {
+	case *add > 0:
+		err = appendFiles(l, *dir, *add)
+	case *change > 0:
 		err = mutate(l, *dir, *change, *manifest)
-	} else {
+	default:
 		err = generate(l, *dir, *workers)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gentree:", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "gentree: %s in %.2fs\n", map[bool]string{true: "changed", false: "generated"}[*change > 0], time.Since(start).Seconds())
+	fmt.Fprintf(os.Stderr, "gentree: done in %.2fs\n", time.Since(start).Seconds())
+}
+
+// appendFiles writes receipts l.N .. l.N+k-1.
+func appendFiles(l receipts.Layout, root string, k int) error {
+	buf := make([]byte, 0, receipts.MaxSize)
+	for i := l.N; i < l.N+k; i++ {
+		f := l.File(i)
+		if err := os.MkdirAll(filepath.Join(root, f.Dir), 0o755); err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(root, f.Rel), l.Body(buf, f, 0, f.Size), f.MTime); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "gentree: appended %d files\n", k)
+	return nil
 }
 
 func generate(l receipts.Layout, root string, workers int) error {

@@ -41,6 +41,9 @@ type VerifyFilesOptions struct {
 	Metrics        metricsOptions
 
 	checkpointGiven bool // --checkpoint was on the command line
+
+	Full         bool    // --full: re-prove every file's content
+	SampleProven float64 // --sample-proven: percent of proven files re-proven anyway
 }
 
 func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
@@ -60,6 +63,7 @@ func (o *VerifyFilesOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Ranges, "list-ranges", 32, "split the tree into at least this many subtrees, each listed flat as one key range")
 	f.StringArrayVar(&o.Include, "include", nil, "only files matching this glob (as files sync --include; repeatable)")
 	f.StringArrayVar(&o.Exclude, "exclude", nil, "leave out files and directories matching this glob, and their objects (as files sync --exclude)")
+	o.addProofFlags(f)
 	o.S3.AddFlags(f)
 	o.Metrics.AddFlags(f)
 	o.Shard.AddFlags(f)
@@ -96,6 +100,8 @@ func (o *VerifyFilesOptions) validate() error {
 		return usageErrorf("--walkers %d: want 1..1024", o.Walkers)
 	case o.Ranges < 1 || o.Ranges > 1<<20:
 		return usageErrorf("--list-ranges %d: want 1..1048576", o.Ranges)
+	case o.SampleProven < 0 || o.SampleProven > 100:
+		return usageErrorf("--sample-proven %g: want a percentage in [0, 100]", o.SampleProven)
 	}
 	if err := (source.Filter{Include: o.Include, Exclude: o.Exclude}).Validate(); err != nil {
 		return usageErrorf("%v", err)
@@ -150,13 +156,14 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	spin.SetTotal(previousCount(cp, verifyFilesTotal))
 	vm := o.Metrics.srv.VerifyFiles()
 	res, runErr := verify.VerifyFiles(ctx, store, cp, verify.FilesOptions{
+		Full: o.Full, SampleProvenPct: o.SampleProven,
 		Src: o.Src, Prefix: store.Prefix(), Walkers: o.Walkers, Concurrency: o.Concurrency,
 		Checksum: o.Checksum, Deep: o.Deep, SamplePct: o.Sample, FollowSymlinks: o.FollowSymlinks,
 		MaxListed: o.MaxListed, Ranges: o.Ranges, Filter: source.Filter{Include: o.Include, Exclude: o.Exclude, Shard: shard},
 		Progress: func(c verify.FilesCounters) {
 			vm.Progress(metrics.VerifyCounters{Files: c.Files, Objects: c.Objects, ContentChecked: c.ContentChecked, Differences: c.Differences})
-			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d  differences %d",
-				spin.Count(c.Files), c.Objects, c.ContentChecked, c.Differences),
+			spin.Update(c.Files, fmt.Sprintf("files %s  objects %d  content checked %d%s  differences %d",
+				spin.Count(c.Files), c.Objects, c.ContentChecked, provenProgress(c), c.Differences),
 				"files", c.Files, "objects", c.Objects, "content_checked", c.ContentChecked, "differences", c.Differences)
 			g.live.progress(c.Files, 0, fmt.Sprintf("objects %d, differences %d", c.Objects, c.Differences))
 		},
@@ -170,6 +177,7 @@ func runVerifyFiles(ctx context.Context, o *VerifyFilesOptions, g *globalOptions
 	}
 	summary := map[string]any{
 		"source": res.Source, "destination": res.Destination, "mode": res.Mode,
+		"content_checked": res.ContentChecked, "full": res.Full, "proven_earlier": res.ProvenEarlier, "full_proof_at": fullProofAt(res),
 		"files_checked": res.FilesChecked, "objects_listed": res.ObjectsListed, "matched": res.Matched,
 		"mismatches": res.Mismatches, "changed_since_sync": res.ChangedSince, "errors": res.Errors,
 		"counts": res.Counts, "duration_seconds": res.DurationSeconds,
@@ -269,6 +277,7 @@ func printVerifyFiles(g *globalOptions, r *verify.FilesResult) {
 	if r.ContentChecked > 0 || r.Mode != "size" {
 		rows = append(rows, []string{"content checked", fmt.Sprintf("%d (read %s, downloaded %s)", r.ContentChecked, report.Bytes(r.BytesRead), report.Bytes(r.BytesDownloaded))})
 	}
+	rows = append(rows, proofRows(r)...)
 	if r.NoStoredSum > 0 {
 		rows = append(rows, []string{"no stored checksum", fmt.Sprintf("%d (compared byte for byte)", r.NoStoredSum)})
 	}

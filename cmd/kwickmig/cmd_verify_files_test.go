@@ -190,6 +190,7 @@ func TestVerifyFilesUsage(t *testing.T) {
 		{"verify", "files", "--src", dir, "--dst", "s3://b", "--sample", "10"},
 		{"verify", "files", "--src", dir, "--dst", "s3://b", "--deep", "--sample", "0"},
 		{"verify", "files", "--src", filepath.Join(dir, "nope"), "--dst", "s3://b"},
+		{"verify", "files", "--src", dir, "--dst", "s3://b", "--checksum", "--sample-proven", "101"},
 	} {
 		if code, _, errOut := runCLI(t, context.Background(), args...); code != 1 {
 			t.Errorf("%v: code %d, want 1\n%s", args, code, errOut)

@@ -22,6 +22,11 @@ type FileRecord struct {
 	CRC32C     uint32
 	ETag       string
 	UploadedNs int64
+	// Verified is what the last verify files proved about this record's
+	// file and object (verified.go); zero: nothing proven. Any rewrite of
+	// the record by files sync builds a fresh record, so a re-upload drops
+	// the proof with it.
+	Verified Verified
 }
 
 // Keys in the files section are "<dir>\x00<name>", with dir the "/"-joined
@@ -59,7 +64,8 @@ func (r *FileRecord) marshal(buf []byte) []byte {
 	buf = binary.BigEndian.AppendUint32(buf, r.CRC32C)
 	buf = binary.AppendVarint(buf, r.UploadedNs)
 	buf = binary.AppendUvarint(buf, uint64(len(r.ETag)))
-	return append(buf, r.ETag...)
+	buf = append(buf, r.ETag...)
+	return r.Verified.appendTrailer(buf, r.UploadedNs)
 }
 
 func (r *FileRecord) unmarshal(b []byte) error {
@@ -95,7 +101,7 @@ func (r *FileRecord) unmarshal(b []byte) error {
 		return errors.New("corrupt file record")
 	}
 	r.ETag = string(b[k : k+int(l)])
-	return nil
+	return r.Verified.parseTrailer(b[k+int(l):], r.UploadedNs)
 }
 
 // DirEntry is one recorded child of a directory: a file (Rec set) or a

@@ -35,8 +35,14 @@ func headline(command string, s map[string]any) string {
 		tables, _ := s["tables"].([]any)
 		return fmt.Sprintf("capture on %d tables", len(tables))
 	case "verify files":
-		return fmt.Sprintf("%s: %d files checked, %d mismatches, %d changed since sync, %d errors",
+		line := fmt.Sprintf("%s: %d files checked, %d mismatches, %d changed since sync, %d errors",
 			str(s, "mode"), n("files_checked"), n("mismatches"), n("changed_since_sync"), n("errors"))
+		if full, ok := s["full"].(bool); ok && !full {
+			// Incremental --checksum (internal/verify/proof.go).
+			line += fmt.Sprintf("; %d re-proven by content, %d proven earlier (full verification %s)",
+				n("content_checked"), n("proven_earlier"), str(s, "full_proof_at"))
+		}
+		return line
 	case "verify db":
 		if str(s, "mode") == modeManifestWrite {
 			return manifestWriteHeadline(s)

@@ -29,6 +29,7 @@ import (
 type contentJob struct {
 	rel, key string
 	etag     string // from the listing
+	mod      int64  // the listing's LastModified, Unix ns (0: unknown)
 	entry    source.Entry
 	rec      *checkpoint.FileRecord
 	deep     bool
@@ -76,6 +77,13 @@ func (v *filesVerifier) checkContent(ctx context.Context, j contentJob) {
 	default:
 		v.res.comparedBy(method)
 		v.res.matched.Add(1)
+		if v.proofs != nil {
+			level := checkpoint.LevelChecksum
+			if method == MethodBytes {
+				level = checkpoint.LevelDeep
+			}
+			v.proofs.stamp(j, level)
+		}
 	}
 }
 

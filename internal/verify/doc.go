@@ -5,6 +5,8 @@
 //     directory is merged with a one-level ("/"-delimited) listing of the same
 //     directory in the bucket, keys mapped by source.ObjectKey. Memory holds
 //     one directory per walker, never the tree; see files.go for the cost.
+//     Content proofs are stamped on the checkpoint's file records, so a later
+//     --checksum run re-reads only what changed since (proof.go).
 //   - Database (db.go, catalog.go, schema.go, segments.go, bisect.go,
 //     sequences.go): per table, counts and content checksums over
 //     primary-key ranges computed inside both databases in parallel; a

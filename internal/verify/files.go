@@ -34,6 +34,14 @@ type FilesOptions struct {
 	SamplePct      float64
 	FollowSymlinks bool
 	MaxListed      int // differences kept for the report (the counts are always exact); default 1000
+
+	// Full re-proves every file's content; otherwise a --checksum run after
+	// a complete full one re-proves only what changed since (proof.go).
+	Full bool
+	// SampleProvenPct re-proves this random percentage of the files whose
+	// earlier proof still holds.
+	SampleProvenPct float64
+
 	// Progress, if set, is called every second with the counters so far.
 	Progress func(FilesCounters)
 }
@@ -60,6 +68,7 @@ func (o *FilesOptions) fill() {
 type FilesCounters struct {
 	Files, Objects, Differences, ContentChecked int64
 	Elapsed                                     time.Duration
+	ProvenEarlier                               int64 // carried over from an earlier proof
 }
 
 // VerifyFiles compares the tree under o.Src with the bucket. cp, if not nil,
@@ -86,6 +95,10 @@ func VerifyFiles(ctx context.Context, st FileStore, cp *checkpoint.DB, o FilesOp
 	o.fill()
 	v := &filesVerifier{st: st, cp: cp, o: o, res: newTally(o), absent: map[string]bool{}}
 	start := time.Now()
+	if err := v.startProofs(start); err != nil {
+		return nil, err
+	}
+	v.res.Full = !v.incremental
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -108,6 +121,10 @@ func VerifyFiles(ctx context.Context, st FileStore, cp *checkpoint.DB, o FilesOp
 	stopProgress()
 	v.res.finish(time.Since(start))
 	v.res.FilesChecked, v.res.ObjectsListed, v.res.ContentChecked = v.files.Load(), v.objects.Load(), v.content.Load()
+	v.res.ProvenEarlier, v.res.ProvenResampled = v.provenEarlier.Load(), v.resampled.Load()
+	if v.proofs != nil {
+		v.proofs.finish(v.res.FilesResult, v.fullProof, err == nil)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			v.res.Interrupted = true
@@ -124,6 +141,12 @@ type filesVerifier struct {
 	res *tally
 
 	files, objects, content atomic.Int64
+
+	// proofs is nil without a checkpoint or a content mode; incremental
+	// says earlier proofs are carried over (proof.go).
+	proofs                   *proofs
+	incremental, fullProof   bool
+	provenEarlier, resampled atomic.Int64
 
 	// absent holds directories the parent's listing proved to have no
 	// objects: their own listing is skipped. Entries are removed when the
@@ -173,7 +196,8 @@ func (v *filesVerifier) progress(start time.Time) func() {
 				return
 			case <-t.C:
 				v.o.Progress(FilesCounters{Files: v.files.Load(), Objects: v.objects.Load(),
-					Differences: v.res.differences(), ContentChecked: v.content.Load(), Elapsed: time.Since(start)})
+					Differences: v.res.differences(), ContentChecked: v.content.Load(), ProvenEarlier: v.provenEarlier.Load(),
+					Elapsed: time.Since(start)})
 			}
 		}
 	})

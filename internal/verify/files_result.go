@@ -49,6 +49,22 @@ type FilesResult struct {
 	Skipped        int64            `json:"skipped"` // symlinks, FIFOs, sockets, devices (files sync skips them too)
 	ContentChecked int64            `json:"content_checked"`
 	NoStoredSum    int64            `json:"objects_without_checksum"`
+
+	// Full is false when files whose earlier proof still holds were
+	// carried over instead of re-read (proof.go): ProvenEarlier of them,
+	// from the runs in ProvenEarlierBy; FullProofAt is when the complete
+	// full verification they build on started.
+	Full            bool        `json:"full"`
+	FullReason      string      `json:"full_reason,omitempty"`
+	ProvenEarlier   int64       `json:"proven_earlier"`
+	ProvenEarlierBy []ProvenRef `json:"proven_earlier_by,omitempty"`
+	FullProofAt     *time.Time  `json:"full_proof_at,omitempty"`
+	SampleProvenPct float64     `json:"sample_proven_pct,omitempty"`
+	ProvenResampled int64       `json:"proven_resampled,omitempty"` // proven earlier, re-proven by the sample (in content_checked)
+	ProofsRecorded  int64       `json:"proofs_recorded,omitempty"`  // records stamped by this run
+	VerificationRun uint64      `json:"verification_run,omitempty"`
+	ProofError      string      `json:"proof_error,omitempty"`
+
 	// ComparedBy counts the files whose content was compared each way
 	// (Method*: etag-md5, crc32c, crc32c-composite, sha256, bytes).
 	ComparedBy map[string]int64 `json:"compared_by,omitempty"`
@@ -83,7 +99,7 @@ func (r *tally) comparedBy(method string) {
 }
 
 func newTally(o FilesOptions) *tally {
-	r := &FilesResult{Source: o.Src, Mode: "size", Counts: map[string]int64{}}
+	r := &FilesResult{Source: o.Src, Mode: "size", Counts: map[string]int64{}, Full: true}
 	switch {
 	case o.Deep && o.SamplePct < 100:
 		r.Mode, r.SamplePct = "deep-sample", o.SamplePct

@@ -142,9 +142,22 @@ func (v *filesVerifier) both(ctx context.Context, dir string, e *source.Entry, i
 		return nil
 	}
 	j := contentJob{rel: rel, key: info.Key, etag: info.ETag, entry: *e}
+	if !info.Modified.IsZero() {
+		j.mod = info.Modified.UnixNano()
+	}
 	if rec != nil && !rec.IsDir {
 		r := rec.Rec
 		j.rec = &r
+		if v.incremental && v.proofs.holds(e, info, &r) {
+			if !v.proofs.resample() {
+				// Proven earlier and unchanged on both sides since.
+				v.proofs.carry(r.Verified.Run)
+				v.provenEarlier.Add(1)
+				v.res.matched.Add(1)
+				return nil
+			}
+			v.resampled.Add(1)
+		}
 	}
 	j.deep = v.o.Deep && sampled(v.o.SamplePct)
 	if !j.deep && !v.o.Checksum {
