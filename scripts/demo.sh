@@ -38,8 +38,9 @@ export KWICKMIG_STATE="$work/kwickmig-state"
 export KWICKMIG_SOURCE_URL=$SRC_DB KWICKMIG_TARGET_URL=$DST_DB   # no passwords on command lines
 echo "KWICKMIG_STATE=$KWICKMIG_STATE"
 
-step "Days before cutover: the first files sync, then the sync loop in the background"
+step "Days before cutover: the first files sync, its full checksum proof, then the sync loop in the background"
 run files sync --src "$SRC" --dst "$DST"
+run verify files --src "$SRC" --dst "$DST" --checksum   # proves every file once: cutover night re-reads only what changes after
 set -m   # the loop is a job of its own (as in an interactive shell): kill %1 stops it and the sync it runs
 echo "\$ while :; do kwickmig files sync -q --src $SRC --dst $DST; sleep $PAUSE; done &   # output: $work/sync-loop.log"
 set +e   # a sync that fails in the loop must not end the loop (as in an interactive shell)
