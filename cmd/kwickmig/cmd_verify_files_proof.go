@@ -57,8 +57,11 @@ func proofRows(r *verify.FilesResult) [][]string {
 			from = append(from, run)
 		}
 		v := fmt.Sprint(r.ProvenEarlier)
-		if len(from) > 0 {
-			v += ", unchanged since proven by " + strings.Join(from, ", ")
+		switch {
+		case len(from) == 1:
+			v += ", unchanged since proven by " + from[0]
+		case len(from) > 1:
+			v += ", unchanged since proven: " + strings.Join(from, ", ")
 		}
 		full := "no: only files changed since their last proof re-read (--full reads all)"
 		if r.FullProofAt != nil {
