@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/filestore"
 	"github.com/kwick/kwickmig/internal/pgdelta"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
@@ -98,7 +99,7 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := st.exists(ctx, manifestKey); err != nil {
+	if ok, err := st.Exists(ctx, manifestKey); err != nil {
 		return fmt.Errorf("%s: %w", st, err)
 	} else if ok {
 		return fmt.Errorf("%s already holds an export (manifest.json): export to an empty location", st)
@@ -160,7 +161,7 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 			dst  **FileEntry
 		}{{"pre-data", &man.PreData}, {"post-data", &man.PostData}} {
 			text := texts[i]
-			e, err := st.write(ctx, "schema/"+sec.name+".sql", func(w io.Writer) error {
+			e, err := st.Write(ctx, "schema/"+sec.name+".sql", func(w io.Writer) error {
 				_, err := io.WriteString(w, text)
 				return err
 			})
@@ -199,7 +200,7 @@ func runExport(ctx context.Context, opts *Options, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if _, err := st.write(ctx, manifestKey, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if _, err := st.Write(ctx, manifestKey, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	log.Info("export written", "location", st.String(), "files", len(man.Tables), "compressed_bytes", man.Totals.Size)
@@ -211,7 +212,7 @@ func dataKey(table, part int) string { return fmt.Sprintf("data/%05d.%04d.copy.z
 
 // exportData writes every part with opts.Jobs workers and returns the
 // manifest entries per table, in table order.
-func exportData(ctx context.Context, opts *Options, snapshotID string, st exportStore, tables []*Table, pr *progress) ([][]ManifestPart, error) {
+func exportData(ctx context.Context, opts *Options, snapshotID string, st filestore.Store, tables []*Table, pr *progress) ([][]ManifestPart, error) {
 	out := make([][]ManifestPart, len(tables))
 	index := map[*Table]int{}
 	for i, t := range tables {
@@ -242,12 +243,12 @@ func exportData(ctx context.Context, opts *Options, snapshotID string, st export
 }
 
 // exportPart streams one part through zstd into the store.
-func exportPart(ctx context.Context, src *pgx.Conn, st exportStore, p *Part, key string, pr *progress) (ManifestPart, error) {
+func exportPart(ctx context.Context, src *pgx.Conn, st filestore.Store, p *Part, key string, pr *progress) (ManifestPart, error) {
 	pr.partStarted(p)
 	start := time.Now()
 	var rows int64
 	var n countWriter
-	e, err := st.write(ctx, key, func(w io.Writer) error {
+	e, err := st.Write(ctx, key, func(w io.Writer) error {
 		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 		if err != nil {
 			return err

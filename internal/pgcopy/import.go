@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/kwick/kwickmig/internal/checkpoint"
+	"github.com/kwick/kwickmig/internal/filestore"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
 
@@ -35,8 +36,8 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 }
 
 // readManifest loads and sanity-checks manifest.json.
-func readManifest(ctx context.Context, st exportStore) (*Manifest, error) {
-	data, err := st.read(ctx, manifestKey)
+func readManifest(ctx context.Context, st filestore.Store) (*Manifest, error) {
+	data, err := st.Read(ctx, manifestKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: no readable manifest.json (not an export, or the export did not finish): %s", st, oneLine(err))
 	}
@@ -186,7 +187,7 @@ func runImport(ctx context.Context, opts *Options, ck *checkpoint.DB, res *Resul
 }
 
 // importData loads every unfinished part with opts.Jobs workers.
-func importData(ctx context.Context, opts *Options, st exportStore, l *loader, tables []*Table, files map[*Part]ManifestPart, pr *progress) error {
+func importData(ctx context.Context, opts *Options, st filestore.Store, l *loader, tables []*Table, files map[*Part]ManifestPart, pr *progress) error {
 	todo := schedule(tables, func(p *Part) bool {
 		if p.state.Done {
 			pr.partDone(p, true)
@@ -229,10 +230,10 @@ func (rr *readRecorder) Read(b []byte) (int, error) {
 }
 
 // importPart verifies one file and loads it.
-func importPart(ctx context.Context, st exportStore, dst *pgx.Conn, l *loader, p *Part, mp ManifestPart, pr *progress) error {
+func importPart(ctx context.Context, st filestore.Store, dst *pgx.Conn, l *loader, p *Part, mp ManifestPart, pr *progress) error {
 	pr.partStarted(p)
 	start := time.Now()
-	path, cleanup, err := st.fetch(ctx, mp.File)
+	path, cleanup, err := st.Fetch(ctx, mp.File)
 	if err != nil {
 		return err
 	}

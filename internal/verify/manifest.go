@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kwick/kwickmig/internal/filestore"
 )
 
 // A verify manifest lets verify db run where no network path joins the two
@@ -120,11 +122,7 @@ type ManifestSegment struct {
 }
 
 // ManifestFile is one file of the manifest, checked before use.
-type ManifestFile struct {
-	Key    string `json:"key"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
+type ManifestFile = filestore.Entry
 
 // ManifestSequence is one sequence and the value nextval() would return.
 type ManifestSequence struct {

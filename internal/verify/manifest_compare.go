@@ -62,7 +62,7 @@ func CompareManifest(ctx context.Context, o ManifestCompareOptions) (*DBResult, 
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := st.read(ctx, ManifestName)
+	data, err := st.Read(ctx, ManifestName)
 	if errors.Is(err, objstore.ErrNotExist) || errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("no verify manifest at %s (%s is missing: verify db --source URL --out %s writes one)", st, ManifestName, st)
 	}
@@ -94,7 +94,7 @@ func CompareManifest(ctx context.Context, o ManifestCompareOptions) (*DBResult, 
 		if mt.RowsFile == nil {
 			continue
 		}
-		p, cleanup, err := st.local(ctx, *mt.RowsFile)
+		p, cleanup, err := st.Fetch(ctx, *mt.RowsFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", st, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kwick/kwickmig/internal/filestore"
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
 	"github.com/kwick/kwickmig/internal/pgutil"
 )
@@ -77,7 +78,7 @@ func WriteManifest(ctx context.Context, o ManifestWriteOptions) (*ManifestWriteR
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := st.exists(ctx, ManifestName); err != nil {
+	if ok, err := st.Exists(ctx, ManifestName); err != nil {
 		return nil, fmt.Errorf("%s: %w", st, err)
 	} else if ok {
 		return nil, fmt.Errorf("%s already holds a verify manifest (%s): write to an empty location", st, ManifestName)
@@ -114,7 +115,7 @@ func WriteManifest(ctx context.Context, o ManifestWriteOptions) (*ManifestWriteR
 	if err != nil {
 		return nil, err
 	}
-	if _, err := st.write(ctx, ManifestName, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if _, err := st.Write(ctx, ManifestName, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return nil, fmt.Errorf("write %s to %s: %w", ManifestName, st, err)
 	}
 	res.SchemaFingerprint = m.SchemaFingerprint
@@ -233,7 +234,7 @@ type manifestJob struct {
 
 // writeManifestRows reads every table's rows, Jobs tables at a time, each
 // worker on its own connection in the source's snapshot.
-func writeManifestRows(ctx context.Context, src *side, st manifestStore, m *Manifest, jobs []manifestJob, o ManifestWriteOptions) error {
+func writeManifestRows(ctx context.Context, src *side, st filestore.Store, m *Manifest, jobs []manifestJob, o ManifestWriteOptions) error {
 	workers := make([]*dbWorker, min(o.Jobs, max(len(jobs), 1)))
 	defer func() {
 		for _, w := range workers {
@@ -271,7 +272,7 @@ func writeManifestRows(ctx context.Context, src *side, st manifestStore, m *Mani
 }
 
 // read fills one table's segments and writes its rows file.
-func (j *manifestJob) read(ctx context.Context, c *pgx.Conn, st manifestStore, segmentRows int64) error {
+func (j *manifestJob) read(ctx context.Context, c *pgx.Conn, st filestore.Store, segmentRows int64) error {
 	p := tablePair{src: j.t, dst: j.t, cols: j.t.Columns}
 	tc := &tableCheck{pair: p, res: &TableResult{Table: j.t.id()}}
 	if !j.matview {
@@ -287,7 +288,7 @@ func (j *manifestJob) read(ctx context.Context, c *pgx.Conn, st manifestStore, s
 		if s.rows > maxKeylessDiff {
 			return nil // as the direct verify: only that the sums differ would be reported
 		}
-		f, err := st.write(ctx, key, func(w io.Writer) error { return tc.writeKeylessRows(ctx, c, w) })
+		f, err := st.Write(ctx, key, func(w io.Writer) error { return tc.writeKeylessRows(ctx, c, w) })
 		if err != nil {
 			return fmt.Errorf("%s: rows file: %s", j.t.id(), oneLine(err))
 		}
@@ -301,7 +302,7 @@ func (j *manifestJob) read(ctx context.Context, c *pgx.Conn, st manifestStore, s
 		j.mt.Boundaries = append(j.mt.Boundaries, b[0])
 	}
 	var segs []segmentSum
-	f, err := st.write(ctx, key, func(w io.Writer) (err error) {
+	f, err := st.Write(ctx, key, func(w io.Writer) (err error) {
 		segs, err = tc.writeKeyedRows(ctx, c, w)
 		return err
 	})

@@ -25,11 +25,11 @@ import (
 var layers = [][]string{
 	// Foundations: formats, connections, secrets, metrics; no kwickmig imports.
 	{"internal/report", "internal/pgutil", "internal/secrets", "internal/metrics"},
-	{"internal/objstore"},         // the one S3 abstraction
-	{"internal/objstore/s3store"}, // its AWS SDK implementation
-	{"internal/checkpoint"},       // bbolt state
-	{"internal/source"},           // the tree walker, filters, key mapping
-	{"internal/pgcatalog"},        // catalog queries shared by copy, capture, verify
+	{"internal/objstore"},                         // the one S3 abstraction
+	{"internal/objstore/s3store"},                 // its AWS SDK implementation
+	{"internal/checkpoint", "internal/filestore"}, // bbolt state; checksummed whole files (export, manifest)
+	{"internal/source"},                           // the tree walker, filters, key mapping
+	{"internal/pgcatalog"},                        // catalog queries shared by copy, capture, verify
 	{"internal/sync", "internal/pgdelta"},
 	{"internal/verify", "internal/pgcopy"}, // pgcopy installs pgdelta's baseline
 	{"internal/cutover"},                   // the whole migration's report
