@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kwick/kwickmig/internal/objstore"
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
 	"github.com/kwick/kwickmig/internal/pgutil"
@@ -230,25 +228,9 @@ func compareManifestRows(ctx context.Context, dst *side, pairs []tablePair, byTa
 		checks[i] = tc
 		res.Tables = append(res.Tables, tc.res)
 	}
-	workers := make([]*dbWorker, min(o.Jobs, max(len(checks), 1)))
-	defer func() {
-		for _, w := range workers {
-			if w != nil {
-				w.close()
-			}
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		g.Go(func() error {
-			w := &dbWorker{}
-			workers[i] = w
-			var err error
-			w.dst, err = dst.worker(gctx)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	workers, closeAll, err := openWorkers(ctx, min(o.Jobs, max(len(checks), 1)), nil, dst)
+	defer closeAll()
+	if err != nil {
 		return err
 	}
 	var done atomic.Int64

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kwick/kwickmig/internal/filestore"
 	"github.com/kwick/kwickmig/internal/objstore/s3store"
@@ -235,25 +234,9 @@ type manifestJob struct {
 // writeManifestRows reads every table's rows, Jobs tables at a time, each
 // worker on its own connection in the source's snapshot.
 func writeManifestRows(ctx context.Context, src *side, st filestore.Store, m *Manifest, jobs []manifestJob, o ManifestWriteOptions) error {
-	workers := make([]*dbWorker, min(o.Jobs, max(len(jobs), 1)))
-	defer func() {
-		for _, w := range workers {
-			if w != nil {
-				w.close()
-			}
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		g.Go(func() error {
-			w := &dbWorker{}
-			workers[i] = w
-			var err error
-			w.src, err = src.worker(gctx)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	workers, closeAll, err := openWorkers(ctx, min(o.Jobs, max(len(jobs), 1)), src, nil)
+	defer closeAll()
+	if err != nil {
 		return err
 	}
 	items := make([]*manifestJob, len(jobs))

@@ -160,28 +160,9 @@ func checkTables(ctx context.Context, src, dst *side, pairs []tablePair, o DBOpt
 		res.Tables = append(res.Tables, tc.res)
 	}
 	n := min(o.Jobs, max(len(checks), 1))
-	workers := make([]*dbWorker, n)
-	defer func() {
-		for _, w := range workers {
-			if w != nil {
-				w.close()
-			}
-		}
-	}()
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		g.Go(func() error {
-			w := &dbWorker{}
-			workers[i] = w
-			var err error
-			if w.src, err = src.worker(gctx); err != nil {
-				return err
-			}
-			w.dst, err = dst.worker(gctx)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	workers, closeAll, err := openWorkers(ctx, n, src, dst)
+	defer closeAll()
+	if err != nil {
 		return err
 	}
 
@@ -204,6 +185,38 @@ func checkTables(ctx context.Context, src, dst *side, pairs []tablePair, o DBOpt
 		}
 		return err
 	})
+}
+
+// openWorkers opens n workers, each with a connection in the snapshot of
+// src and of dst (a nil side gets none: the manifest halves read one
+// database). closeAll closes whatever was opened, also after an error.
+func openWorkers(ctx context.Context, n int, src, dst *side) (workers []*dbWorker, closeAll func(), err error) {
+	workers = make([]*dbWorker, n)
+	closeAll = func() {
+		for _, w := range workers {
+			if w != nil {
+				w.close()
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range workers {
+		g.Go(func() error {
+			w := &dbWorker{}
+			workers[i] = w
+			var err error
+			if src != nil {
+				if w.src, err = src.worker(gctx); err != nil {
+					return err
+				}
+			}
+			if dst != nil {
+				w.dst, err = dst.worker(gctx)
+			}
+			return err
+		})
+	}
+	return workers, closeAll, g.Wait()
 }
 
 func (w *dbWorker) close() {
